@@ -1,0 +1,248 @@
+"""One typed settings object, read from ``STEAMWATCH_*`` variables once at process start.
+
+Entry points call :func:`load_settings` and pass what is needed down; nothing else in the
+project reads the environment. A bad value fails at start with :class:`ConfigError`, which
+names the variable and what is wrong with it, and never repeats the value (it may be a secret).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shared.secrets import SecretURL
+
+ENV_PREFIX = "STEAMWATCH_"
+DIRECT = "direct"
+#: Variables under the prefix that belong to the test harness, not to a running service.
+_NOT_SETTINGS = ("STEAMWATCH_TEST_",)
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LogFormat = Literal["auto", "json", "console"]
+SteamFamily = Literal["legacy", "new"]
+
+
+class ConfigError(Exception):
+    """Raised when the environment holds a setting that cannot be used; lists every problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def _port_of(url: str) -> int | None:
+    try:
+        return urlsplit(url).port
+    except ValueError as e:
+        raise ValueError("has a port that is not a number between 0 and 65535") from e
+
+
+def _database_url(value: str) -> SecretURL:
+    value = value.strip()
+    if not value:
+        raise ValueError("is empty; unset it to use the embedded PostgreSQL")
+    parts = urlsplit(value)
+    scheme = parts.scheme.lower()
+    if scheme not in {"postgresql", "postgres", "postgresql+asyncpg"}:
+        raise ValueError(
+            f"has scheme {scheme or '(none)'!r}; use postgresql:// or postgresql+asyncpg://"
+        )
+    _port_of(value)
+    socket_dir = parse_qs(parts.query).get("host")
+    if not parts.hostname and not socket_dir:
+        raise ValueError("names no host (give host:port, or ?host=/socket/dir)")
+    rest = value.split("://", 1)[1]
+    return SecretURL(f"postgresql+asyncpg://{rest}")
+
+
+def _redis_url(value: str) -> SecretURL:
+    value = value.strip()
+    if not value:
+        raise ValueError("is empty; unset it to use the embedded Redis")
+    parts = urlsplit(value)
+    scheme = parts.scheme.lower()
+    if scheme not in {"redis", "rediss", "unix"}:
+        raise ValueError(f"has scheme {scheme or '(none)'!r}; use redis://, rediss:// or unix://")
+    _port_of(value)
+    if scheme == "unix":
+        if not parts.path:
+            raise ValueError("names no socket path (unix:///path/to/redis.sock)")
+    else:
+        if not parts.hostname:
+            raise ValueError("names no host (redis://host:6379/0)")
+        db = parts.path.lstrip("/")
+        if db and not db.isdigit():
+            raise ValueError("has a database path that is not a number (redis://host:6379/0)")
+    return SecretURL(value)
+
+
+def _proxy_url(entry: str) -> SecretURL:
+    if entry.lower() == DIRECT:
+        return SecretURL(DIRECT)
+    parts = urlsplit(entry)
+    if parts.scheme.lower() not in {"http", "https"}:
+        raise ValueError(
+            f"has an entry with scheme {parts.scheme or '(none)'!r}; each entry is "
+            "'direct' or http://[user:password@]host:port"
+        )
+    if not parts.hostname:
+        raise ValueError("has an entry with no host")
+    if _port_of(entry) is None:
+        raise ValueError("has an entry with no port (http://host:port)")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError("has an entry with a path or query; a proxy is scheme://host:port")
+    return SecretURL(entry)
+
+
+class Settings(BaseModel):
+    """Everything a steamwatch process can be told through its environment.
+
+    Field ``x`` is read from ``STEAMWATCH_X``; :func:`load_settings` does the reading.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        hide_input_in_errors=True,
+        arbitrary_types_allowed=True,
+        allow_inf_nan=False,
+    )
+
+    # Stores: unset means "start embedded ones under `home`".
+    database_url: SecretURL | None = None
+    redis_url: SecretURL | None = None
+    home: Path = Path(".steamwatch")
+
+    # Steam access.
+    steam_base_url: str = "https://steamcommunity.com"
+    steam_family: SteamFamily = "legacy"
+    proxies: tuple[SecretURL, ...] = (SecretURL(DIRECT),)
+    http_timeout: float = Field(default=10.0, gt=0, le=300)
+
+    # Database pool, per process.
+    db_pool_size: int = Field(default=5, ge=1, le=200)
+    db_max_overflow: int = Field(default=5, ge=0, le=200)
+    db_pool_timeout: float = Field(default=30.0, gt=0, le=600)
+
+    # Scheduling.
+    scheduler_tick: float = Field(default=1.0, gt=0, le=3600)
+    scheduler_batch: int = Field(default=500, ge=1, le=100_000)
+    lease_seconds: int = Field(default=120, ge=1, le=86_400)
+    min_check_interval: int = Field(default=30, ge=1, le=86_400)
+    watchdog_tick: float = Field(default=15.0, gt=0, le=3600)
+
+    # Worker processes (dramatiq). An async actor holds a worker thread while it awaits,
+    # so a fetcher's in-flight checks equal processes x threads: size threads for I/O.
+    fetcher_processes: int = Field(default=1, ge=1, le=64)
+    fetcher_threads: int = Field(default=16, ge=1, le=1024)
+    publisher_processes: int = Field(default=1, ge=1, le=64)
+    publisher_threads: int = Field(default=4, ge=1, le=1024)
+    worker_shutdown_timeout: float = Field(default=20.0, gt=0, le=3600)
+
+    # Logging.
+    log_level: LogLevel = "INFO"
+    log_format: LogFormat = "auto"
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _check_database_url(cls, value: Any) -> SecretURL | None:
+        return None if value is None else _database_url(str(value))
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _check_redis_url(cls, value: Any) -> SecretURL | None:
+        return None if value is None else _redis_url(str(value))
+
+    @field_validator("steam_base_url", mode="before")
+    @classmethod
+    def _check_steam_base_url(cls, value: Any) -> str:
+        text = str(value).strip()
+        parts = urlsplit(text)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.username or parts.password:
+            raise ValueError("must not carry credentials")
+        _port_of(text)
+        return text.rstrip("/")
+
+    @field_validator("proxies", mode="before")
+    @classmethod
+    def _check_proxies(cls, value: Any) -> tuple[SecretURL, ...]:
+        if isinstance(value, tuple) and all(isinstance(v, SecretURL) for v in value):
+            return value
+        entries = [e for e in re.split(r"[\s,]+", str(value).strip()) if e]
+        if not entries:
+            raise ValueError("is empty; give 'direct' or a comma-separated list of proxy URLs")
+        proxies = tuple(_proxy_url(e) for e in entries)
+        if len(set(proxies)) != len(proxies):
+            raise ValueError("lists the same proxy twice")
+        return proxies
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def embedded_redis(self) -> bool:
+        return self.redis_url is None
+
+    def __repr_args__(self) -> Any:
+        # Secret fields already mask themselves; this keeps the repr short and explicit.
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, tuple):
+                value = tuple(str(v) for v in value)
+            elif isinstance(value, SecretURL):
+                value = str(value)
+            yield name, value
+
+
+def _unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    return sorted(
+        key
+        for key in environ
+        if key.upper().startswith(ENV_PREFIX)
+        and key.upper() not in known
+        and not key.upper().startswith(_NOT_SETTINGS)
+    )
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build the settings from ``environ`` (default: the process environment) plus overrides.
+
+    Raises :class:`ConfigError` naming each bad variable; the values themselves are never shown.
+    """
+    env = dict(os.environ if environ is None else environ)
+    problems = [
+        f"{key}: unknown setting (check the spelling; see `steamwatch --help` for the list)"
+        for key in _unknown_variables(env)
+    ]
+    values = {
+        key[len(ENV_PREFIX) :].lower(): value
+        for key, value in env.items()
+        if key.upper().startswith(ENV_PREFIX)
+    }
+    values = {k: v for k, v in values.items() if k in Settings.model_fields}
+    values.update(overrides)
+    try:
+        settings = Settings.model_validate(values)
+    except ValidationError as e:
+        for error in e.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{ENV_PREFIX}{field.upper()}: {message}")
+    if problems:
+        raise ConfigError(problems)
+    return settings

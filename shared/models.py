@@ -1,0 +1,149 @@
+"""The tables: watch tasks (with their schedule, error counters and lease) and price history.
+
+The partial indexes are what keep the hot queries cheap: "due now" walks ``ix_tasks_due`` in
+``next_check`` order and stops after the batch, so it costs O(due) whatever the table holds.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal, get_args
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+TaskStatus = Literal["active", "paused", "stalled", "failed"]
+WatchKind = Literal["lowest_price", "new_listings", "order_book"]
+TASK_STATUSES: tuple[str, ...] = get_args(TaskStatus)
+WATCH_KINDS: tuple[str, ...] = get_args(WatchKind)
+LAST_ERROR_MAX = 500
+
+# Stable constraint names, so migrations can refer to them and autogenerate compares them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Task(Base):
+    """One watch: an item, what to watch on it, when to check it next, and who holds it now."""
+
+    __tablename__ = "tasks"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    appid: Mapped[int] = mapped_column(Integer)
+    market_hash_name: Mapped[str] = mapped_column(String(255))
+    currency: Mapped[int] = mapped_column(SmallInteger, server_default=text("1"))
+    kind: Mapped[WatchKind] = mapped_column(String(16))
+    conditions: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    check_interval: Mapped[int] = mapped_column(Integer)
+    is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    status: Mapped[TaskStatus] = mapped_column(String(16), server_default=text("'active'"))
+    next_check: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    consecutive_errors: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    last_error: Mapped[str | None] = mapped_column(String(LAST_ERROR_MAX))
+    recovery_attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    lease_token: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    __table_args__ = (
+        UniqueConstraint("owner", "appid", "market_hash_name", "kind", name="uq_tasks_watch"),
+        CheckConstraint("appid > 0", name="appid_positive"),
+        CheckConstraint("currency > 0", name="currency_positive"),
+        CheckConstraint("char_length(market_hash_name) > 0", name="name_not_empty"),
+        CheckConstraint("char_length(owner) > 0", name="owner_not_empty"),
+        CheckConstraint("check_interval > 0", name="interval_positive"),
+        CheckConstraint("consecutive_errors >= 0", name="errors_not_negative"),
+        CheckConstraint("recovery_attempts >= 0", name="recovery_not_negative"),
+        CheckConstraint(_in("status", TASK_STATUSES), name="status_known"),
+        CheckConstraint(_in("kind", WATCH_KINDS), name="kind_known"),
+        # A lease is a token and an expiry together, or neither.
+        CheckConstraint(
+            "(lease_token IS NULL) = (lease_expires_at IS NULL)", name="lease_complete"
+        ),
+        # The scheduler's claim: active, unleased rows in next_check order.
+        Index(
+            "ix_tasks_due",
+            "next_check",
+            postgresql_where=text("is_active AND status = 'active' AND lease_token IS NULL"),
+        ),
+        # The watchdog's sweep for checks that were sent and never completed.
+        Index(
+            "ix_tasks_lease_expiry",
+            "lease_expires_at",
+            postgresql_where=text("lease_token IS NOT NULL"),
+        ),
+        # The watchdog's recovery schedule for stalled tasks.
+        Index(
+            "ix_tasks_stalled",
+            "next_check",
+            postgresql_where=text("is_active AND status = 'stalled'"),
+        ),
+        Index("ix_tasks_owner", "owner"),
+    )
+
+    def __repr__(self) -> str:
+        return f"<Task {self.id} {self.kind} {self.appid}/{self.market_hash_name!r} {self.status}>"
+
+
+class PriceSnapshot(Base):
+    """What one successful check saw; one row per (task, lease), so a redelivery stores once."""
+
+    __tablename__ = "price_history"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    task_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tasks.id", ondelete="CASCADE"))
+    lease_token: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    currency: Mapped[int] = mapped_column(SmallInteger)
+    # Money in integer minor units of `currency`; None where the endpoint had no value.
+    lowest_price: Mapped[int | None] = mapped_column(BigInteger)
+    median_price: Mapped[int | None] = mapped_column(BigInteger)
+    volume: Mapped[int | None] = mapped_column(Integer)
+    highest_buy: Mapped[int | None] = mapped_column(BigInteger)
+    lowest_sell: Mapped[int | None] = mapped_column(BigInteger)
+    buy_count: Mapped[int | None] = mapped_column(Integer)
+    sell_count: Mapped[int | None] = mapped_column(Integer)
+    listings: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    source: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        UniqueConstraint("task_id", "lease_token", name="uq_price_history_check"),
+        Index("ix_price_history_task_time", "task_id", "checked_at"),
+    )

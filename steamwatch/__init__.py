@@ -1,0 +1,1 @@
+"""steamwatch: the command line and the one-machine supervisor (`steamwatch dev`)."""

@@ -1,0 +1,3 @@
+from steamwatch.cli import main
+
+main()

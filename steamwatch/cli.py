@@ -1,0 +1,150 @@
+"""The ``steamwatch`` command: run the system, one service, migrations, the simulator.
+
+Each command builds the settings once from ``STEAMWATCH_*`` and passes what is needed down;
+a bad setting stops it at once with the variable named (exit code 2).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import NoReturn
+
+import click
+
+from shared.config import ConfigError, Settings, load_settings
+from shared.logs import configure_logging
+
+SERVICES = ("scheduler", "fetcher", "publisher", "watchdog")
+
+SETTINGS_HELP = """
+\b
+Settings come from the environment (STEAMWATCH_<NAME>):
+  DATABASE_URL   postgresql://user:password@host:5432/db; unset: embedded PostgreSQL
+  REDIS_URL      redis://host:6379/0; unset: embedded Redis
+  HOME           data folder for the embedded stores (default ./.steamwatch)
+  STEAM_BASE_URL Steam, or the simulator (default https://steamcommunity.com)
+  PROXIES        comma-separated proxy URLs, or "direct" (default)
+  LOG_LEVEL, LOG_FORMAT, DB_POOL_SIZE, DB_MAX_OVERFLOW, SCHEDULER_TICK, ...
+  (README.md has the full table.)
+"""
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as e:
+        click.echo(f"steamwatch: {e}", err=True)
+        raise SystemExit(2) from None
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"steamwatch: {message}", err=True)
+    raise SystemExit(2)
+
+
+@click.group(epilog=SETTINGS_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="steamwatch")
+def main() -> None:
+    """Watch Steam Community Market items and publish what changes to Redis."""
+
+
+@main.command()
+@click.option(
+    "--ready-timeout",
+    default=90.0,
+    show_default=True,
+    help="Seconds to wait for every service to report ready.",
+)
+@click.option(
+    "--stop-timeout",
+    default=8.0,
+    show_default=True,
+    help="Seconds a service gets to exit after SIGTERM before SIGKILL.",
+)
+def dev(ready_timeout: float, stop_timeout: float) -> None:
+    """Run everything on this machine: stores (embedded if no URLs), migrations, all services.
+
+    Ctrl-C (or SIGTERM) stops every service, then the embedded stores.
+    """
+    from steamwatch.dev import run_dev
+
+    settings = _settings()
+    configure_logging(level=settings.log_level, fmt=settings.log_format, service="dev")
+    raise SystemExit(run_dev(settings, ready_timeout=ready_timeout, stop_timeout=stop_timeout))
+
+
+@main.command()
+@click.argument("service", type=click.Choice(SERVICES))
+def run(service: str) -> None:
+    """Run one service in the foreground (what each Kubernetes Deployment runs).
+
+    Needs STEAMWATCH_DATABASE_URL and STEAMWATCH_REDIS_URL: a lone service never starts
+    embedded stores (`steamwatch dev` does, and hands the URLs to its children).
+    """
+    settings = _settings()
+    if settings.database_url is None or settings.redis_url is None:
+        _fail(
+            f"run {service}: set STEAMWATCH_DATABASE_URL and STEAMWATCH_REDIS_URL "
+            "(or use `steamwatch dev`, which starts embedded stores)"
+        )
+    if service in ("fetcher", "publisher"):
+        _exec_dramatiq(service, settings)
+    configure_logging(level=settings.log_level, fmt=settings.log_format, service=service)
+    database_url, redis_url = settings.database_url.reveal(), settings.redis_url.reveal()
+    if service == "scheduler":
+        from services.scheduler.service import main as service_main
+    else:
+        from services.watchdog.service import main as service_main
+    service_main(settings, database_url=database_url, redis_url=redis_url)
+
+
+def _exec_dramatiq(service: str, settings: Settings) -> NoReturn:
+    """Replace this process with the dramatiq CLI, so signals reach dramatiq's main process."""
+    processes = getattr(settings, f"{service}_processes")
+    threads = getattr(settings, f"{service}_threads")
+    argv = [
+        sys.executable, "-m", "dramatiq", f"services.{service}.worker:setup",
+        "--processes", str(processes),
+        "--threads", str(threads),
+        "--skip-logging",
+        # Align with the Kubernetes grace period: finish or hand back in-flight messages.
+        "--worker-shutdown-timeout", str(int(settings.worker_shutdown_timeout * 1000)),
+    ]  # fmt: skip
+    os.execv(sys.executable, argv)
+
+
+@main.group()
+def db() -> None:
+    """Database schema: migrations."""
+
+
+@db.command()
+@click.option("--revision", default="head", show_default=True)
+def upgrade(revision: str) -> None:
+    """Migrate the database to REVISION (the embedded one if no URL is set)."""
+    _migrate("upgrade", revision)
+
+
+@db.command()
+@click.option("--revision", default="-1", show_default=True)
+def downgrade(revision: str) -> None:
+    """Undo migrations down to REVISION ("base" removes every table)."""
+    _migrate("downgrade", revision)
+
+
+def _migrate(direction: str, revision: str) -> None:
+    from shared import migrate
+    from shared.embedded import stores
+
+    settings = _settings()
+    configure_logging(level=settings.log_level, fmt=settings.log_format, service="db")
+    url = settings.database_url.reveal() if settings.database_url else None
+    with stores(home=settings.home, database_url=url, redis_url="unused") as urls:
+        click.echo(f"{direction} to {revision} ...", err=True)
+        getattr(migrate, direction)(url=urls.database_url, revision=revision)
+    click.echo(f"database at {revision}", err=True)
+
+
+if __name__ == "__main__":
+    main()

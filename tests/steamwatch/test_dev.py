@@ -1,0 +1,151 @@
+"""`steamwatch dev` (what `make run` calls), as a real process tree with embedded stores."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+SECRET = "hunter2-very-secret"
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STEAMWATCH_")}
+    env.update(STEAMWATCH_LOG_FORMAT="json", **extra)
+    return env
+
+
+class Output:
+    """Lines of a child's stdout+stderr, read on a thread so waits can have deadlines."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        assert process.stdout is not None
+        stream = process.stdout
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream) -> None:  # type: ignore[no-untyped-def]
+        for line in stream:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, text: str, timeout: float) -> bool:
+        if any(text in line for line in self.lines):
+            return True
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._queue.get(timeout=left)
+            except queue.Empty:
+                return False
+            if line is None:
+                return False
+            self.lines.append(line)
+            if text in line:
+                return True
+        return False
+
+    def drain(self, timeout: float) -> str:
+        self.wait_for("\0never\0", timeout)
+        return "".join(self.lines)
+
+
+def _json_lines(text: str) -> list[dict[str, object]]:
+    entries = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                continue
+    return entries
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
+
+
+def test_dev_reaches_ready_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "steamwatch", "dev"],
+        env=_env(STEAMWATCH_HOME=str(home)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output = Output(process)
+    try:
+        assert output.wait_for("steamwatch ready", timeout=120), "".join(output.lines)
+        started = _json_lines("".join(output.lines))
+        pids = {e["service"]: e["pid"] for e in started if e.get("event") == "service started"}
+        assert set(pids) == {"scheduler", "fetcher", "publisher", "watchdog"}
+        assert all(_alive(pid) for pid in pids.values())
+        assert (home / "postgres" / "postmaster.pid").exists()
+
+        started_stop = time.monotonic()
+        process.send_signal(signal.SIGINT)  # what Ctrl-C delivers to the foreground process
+        code = process.wait(timeout=30)
+        stop_seconds = time.monotonic() - started_stop
+    finally:
+        if process.poll() is None:
+            process.kill()
+    text = output.drain(timeout=2)
+    assert code == 0, text
+    assert "steamwatch stopped" in text
+    assert stop_seconds < 30
+    assert not any(_alive(pid) for pid in pids.values())
+    stopped = {
+        entry["service"]: entry["code"]
+        for entry in _json_lines(text)
+        if entry.get("event") == "service stopped" and entry.get("logger") == "steamwatch.dev"
+    }
+    assert stopped == {service: 0 for service in pids}
+    assert not (home / "postgres" / "postmaster.pid").exists()  # the store stopped too
+    assert "Traceback" not in text
+
+
+def test_run_without_store_urls_refuses_and_says_why() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "steamwatch", "run", "scheduler"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "STEAMWATCH_DATABASE_URL" in result.stderr
+
+
+def test_a_bad_setting_stops_the_command_naming_the_variable_not_the_secret() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "steamwatch", "dev"],
+        env=_env(STEAMWATCH_DATABASE_URL=f"mysql://u:{SECRET}@db/x"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "STEAMWATCH_DATABASE_URL" in result.stderr
+    assert SECRET not in result.stderr + result.stdout
+
+
+def test_help_lists_the_commands_and_the_settings() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "steamwatch", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0
+    for word in ("dev", "run", "db", "STEAMWATCH_<NAME>", "DATABASE_URL", "PROXIES"):
+        assert word in result.stdout
