@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from shared.proxies import DEFAULT_BUDGETS, DEFAULT_COOLDOWNS, ENDPOINTS, Budget, Endpoint
 from shared.secrets import SecretURL
 
 ENV_PREFIX = "STEAMWATCH_"
@@ -124,6 +125,13 @@ class Settings(BaseModel):
     steam_family: SteamFamily = "legacy"
     proxies: tuple[SecretURL, ...] = (SecretURL(DIRECT),)
     http_timeout: float = Field(default=10.0, gt=0, le=300)
+    steam_language: str = Field(default="english", pattern=r"^[a-z_]{2,20}$")
+    steam_country: str = Field(default="US", pattern=r"^[A-Z]{2}$")
+    # Per proxy and endpoint: "priceoverview=20/60,listings=4/60,orderbook=10/3600".
+    budgets: dict[Endpoint, Budget] = Field(default_factory=lambda: dict(DEFAULT_BUDGETS))
+    # Seconds a proxy rests after its 1st, 2nd, ... 429 on an endpoint: "300,600,1200,3600".
+    cooldowns: tuple[float, ...] = DEFAULT_COOLDOWNS
+    budget_slack: float = Field(default=0.5, ge=0, le=60)
 
     # Database pool, per process.
     db_pool_size: int = Field(default=5, ge=1, le=200)
@@ -184,6 +192,37 @@ class Settings(BaseModel):
             raise ValueError("lists the same proxy twice")
         return proxies
 
+    @field_validator("budgets", mode="before")
+    @classmethod
+    def _check_budgets(cls, value: Any) -> dict[Endpoint, Budget]:
+        if isinstance(value, dict):
+            return value
+        budgets = dict(DEFAULT_BUDGETS)
+        for entry in (e for e in re.split(r"[\s,]+", str(value).strip()) if e):
+            match = re.fullmatch(r"([a-z]+)=(\d+)/(\d+(?:\.\d+)?)", entry)
+            if not match:
+                raise ValueError("has an entry that is not endpoint=requests/seconds")
+            endpoint, limit, window = match.group(1), int(match.group(2)), float(match.group(3))
+            if endpoint not in ENDPOINTS:
+                raise ValueError(f"names endpoint {endpoint!r}; known: {', '.join(ENDPOINTS)}")
+            if limit < 1 or window <= 0:
+                raise ValueError(f"gives {endpoint} a budget under 1 request or 0 seconds")
+            budgets[endpoint] = Budget(limit=limit, window=window)
+        return budgets
+
+    @field_validator("cooldowns", mode="before")
+    @classmethod
+    def _check_cooldowns(cls, value: Any) -> tuple[float, ...]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            steps = tuple(float(v) for v in re.split(r"[\s,]+", str(value).strip()) if v)
+        except ValueError as e:
+            raise ValueError("must be comma-separated seconds, e.g. 300,600,1200,3600") from e
+        if not steps or any(not (0 < s < 7 * 86400) for s in steps):
+            raise ValueError("must be one or more positive numbers of seconds, under a week")
+        return steps
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: Any) -> Any:
@@ -201,7 +240,7 @@ class Settings(BaseModel):
         # Secret fields already mask themselves; this keeps the repr short and explicit.
         for name in type(self).model_fields:
             value = getattr(self, name)
-            if isinstance(value, tuple):
+            if isinstance(value, tuple) and value and isinstance(value[0], SecretURL):
                 value = tuple(str(v) for v in value)
             elif isinstance(value, SecretURL):
                 value = str(value)
