@@ -146,5 +146,13 @@ def _migrate(direction: str, revision: str) -> None:
     click.echo(f"database at {revision}", err=True)
 
 
+def _mount_simulator() -> None:
+    from simulator.cli import sim
+
+    main.add_command(sim, name="sim")
+
+
+_mount_simulator()
+
 if __name__ == "__main__":
     main()

@@ -79,6 +79,7 @@ class SteamClient:
         family: Family = "legacy",
         language: str = "english",
         country: str = "US",
+        fallback: bool = True,
         fallback_for: float = 600.0,
         cache_size: int = 10_000,
     ) -> None:
@@ -88,6 +89,7 @@ class SteamClient:
         self.family = family
         self.language = language
         self.country = country
+        self.fallback = fallback
         self.fallback_for = fallback_for
         self._fallback_until = 0.0
         self._cache_size = cache_size
@@ -130,7 +132,7 @@ class SteamClient:
         try:
             return await calls[first]()
         except BadResponse as e:
-            if not e.is_html:
+            if not (e.is_html and self.fallback):
                 raise
             # Steam answered this family with a page or a redirect: it is switched off here.
             other: Family = "new" if first == "legacy" else "legacy"

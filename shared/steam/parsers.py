@@ -260,10 +260,15 @@ def parse_priceoverview(
 def parse_listings_render(
     body: bytes | str, *, currency: int, appid: int, market_hash_name: str
 ) -> Listings:
-    """Parse `/market/listings/{appid}/{name}/render?format=json`, in Steam's order."""
+    """Parse `/market/listings/{appid}/{name}/render?format=json`, in Steam's order.
+
+    Steam answers an unknown item here, as on priceoverview, with `{"success":false}`.
+    """
 
     def build(data: dict[str, Any]) -> Listings:
         success = _require(data, "success")
+        if success is False:
+            raise ItemNotFound(endpoint="listings", appid=appid, market_hash_name=market_hash_name)
         if not _is_ok(success):
             _fail(f"success is {_show(success)}")
         total_count = _count(_require(data, "total_count"), "total_count")

@@ -196,6 +196,7 @@ def test_priceoverview_partial_data() -> None:
     ("parser", "body", "endpoint"),
     [
         pytest.param(parse_priceoverview, '{"success":false}', "priceoverview", id="priceoverview"),
+        pytest.param(parse_listings_render, '{"success":false}', "listings", id="listings-render"),
         pytest.param(parse_query_listings, '{"success":8}', "QueryListingsForItem", id="query"),
         pytest.param(parse_orderbook, '{"success":8}', "orderbook", id="orderbook"),
     ],
@@ -362,7 +363,6 @@ FIELD_FAULTS: list[tuple[str, tuple[str | int, ...], Any]] = [
     ("priceoverview", ("volume",), "-5"),
     ("priceoverview", ("volume",), "5,63"),
     ("priceoverview", ("volume",), "many"),
-    ("listings", ("success",), False),
     ("listings", ("success",), DELETE),
     ("listings", ("success",), "1"),
     ("listings", ("total_count",), DELETE),

@@ -1,0 +1,202 @@
+"""The Steam client against the simulator over HTTP, through real local proxies.
+
+Every fault mode the simulator injects must come out as the right error type; redirects and
+HTML move the client to the other endpoint family; no credential ever shows.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+import pytest
+import redis.asyncio
+
+from shared.logs import configure_logging
+from shared.proxies import Budget, ProxyPool
+from shared.secrets import SecretURL
+from shared.steam.client import Item, SteamClient, create_http_session
+from shared.steam.errors import (
+    BadResponse,
+    ItemNotFound,
+    ProxyAuthFailed,
+    RateLimited,
+    SteamError,
+    Unavailable,
+)
+from shared.steam.results import Listings, OrderBook, PriceOverview
+from simulator.config import LimitsConfig, SimulatorConfig
+from simulator.proxy import LocalProxy
+from simulator.server import run_simulator
+
+EUR = 3
+SECRET = "pr0xy-s3cret"
+BUDGETS = {e: Budget(limit=1000, window=60) for e in ("priceoverview", "listings", "orderbook")}
+
+
+@dataclass
+class Rig:
+    sim: str
+    proxy: LocalProxy
+    http: aiohttp.ClientSession
+    redis: redis.asyncio.Redis
+    item: Item
+
+    def client(self, *, proxy_url: str | None = None, **kw: object) -> SteamClient:
+        url = proxy_url or self.proxy.url.replace("http://", f"http://steam:{SECRET}@")
+        pool = ProxyPool.from_urls(self.redis, [SecretURL(url)], budgets=BUDGETS, slack=0)
+        return SteamClient(http=self.http, pool=pool, base_url=self.sim, **kw)  # type: ignore[arg-type]
+
+    async def fault(self, **spec: object) -> None:
+        async with self.http.post(
+            f"{self.sim}/__sim/faults", json={"faults": [spec], "replace": True}
+        ) as r:
+            assert r.status == 200, await r.text()
+
+    async def stats(self) -> dict:  # type: ignore[type-arg]
+        async with self.http.get(f"{self.sim}/__sim/stats") as r:
+            return await r.json()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def rig(redis_url: str) -> AsyncIterator[Rig]:
+    config = SimulatorConfig(limits=LimitsConfig(enabled=False), timeout_hold_s=5)
+    async with (
+        run_simulator(config=config) as sim,
+        LocalProxy(source_address="127.0.0.2", username="steam", password=SECRET) as proxy,
+    ):
+        http = create_http_session(timeout=2.0)
+        client = redis.asyncio.Redis.from_url(redis_url)
+        async with http.get(f"{sim}/__sim/catalogue", params={"appid": "730"}) as r:
+            name = (await r.json())["items"][0]["market_hash_name"]
+        yield Rig(sim, proxy, http, client, Item(appid=730, market_hash_name=name, currency=EUR))
+        await http.close()
+        await client.aclose()
+
+
+async def test_each_endpoint_answers_with_its_result_type(rig: Rig) -> None:
+    client = rig.client()
+    overview = await client.price_overview(rig.item)
+    assert isinstance(overview, PriceOverview) and overview.currency == EUR
+    assert overview.lowest_price is not None and overview.lowest_price > 0
+    listings = await client.listings(rig.item)
+    assert isinstance(listings, Listings) and listings.total_count >= len(listings.listings) > 0
+    assert all(entry.total > entry.price for entry in listings.listings)  # the fee is added
+    book = await client.order_book(rig.item)
+    assert isinstance(book, OrderBook)
+    assert book.highest_buy is not None and book.lowest_sell is not None
+    assert book.highest_buy < book.lowest_sell
+    new = rig.client(family="new")
+    assert isinstance(await new.listings(rig.item), Listings)
+    assert isinstance(await new.order_book(rig.item), OrderBook)
+
+
+async def test_the_simulator_saw_the_proxy_not_us(rig: Rig) -> None:
+    await rig.client().price_overview(rig.item)
+    assert set((await rig.stats())["clients"]) == {"127.0.0.2"}
+
+
+FAULTS = [
+    pytest.param({"mode": "http_5xx", "status": 502}, Unavailable, id="5xx"),
+    pytest.param({"mode": "http_5xx", "status": 503}, Unavailable, id="503"),
+    pytest.param({"mode": "timeout", "delay_ms": 4000}, Unavailable, id="timeout"),
+    pytest.param({"mode": "malformed_json"}, BadResponse, id="malformed-json"),
+    pytest.param({"mode": "html_error", "status": 200}, BadResponse, id="200-with-html-page"),
+    pytest.param({"mode": "html_error", "status": 503}, Unavailable, id="503-html-page"),
+    pytest.param({"mode": "null"}, BadResponse, id="null"),
+    pytest.param({"mode": "success_false", "status": 200}, ItemNotFound, id="success-false"),
+    pytest.param({"mode": "rate_limit_storm", "duration_s": 30}, RateLimited, id="429-storm"),
+]
+
+
+@pytest.mark.parametrize(("spec", "error"), FAULTS)
+async def test_each_fault_maps_to_its_error_type(
+    rig: Rig, spec: dict[str, object], error: type[SteamError]
+) -> None:
+    await rig.fault(**spec, endpoints=["priceoverview"])
+    with pytest.raises(SteamError) as caught:
+        await rig.client(fallback=False).price_overview(rig.item)
+    assert type(caught.value) is error
+    assert caught.value.endpoint == "priceoverview"
+
+
+async def test_a_429_cools_the_proxy_down(rig: Rig) -> None:
+    await rig.fault(mode="rate_limit_storm", duration_s=30)
+    client = rig.client()
+    with pytest.raises(RateLimited) as caught:
+        await client.price_overview(rig.item)
+    assert caught.value.proxy == client.pool.proxies[0].label
+    state = await client.pool.state("priceoverview")
+    assert int(state[0]["cooldown_ms"]) > 0  # type: ignore[call-overload]
+
+
+async def test_unknown_item_is_item_not_found_on_every_endpoint(rig: Rig) -> None:
+    ghost = Item(appid=730, market_hash_name="No Such Item (Factory New)", currency=EUR)
+    for family in ("legacy", "new"):
+        client = rig.client(family=family, fallback=False)
+        for call in (client.price_overview, client.listings, client.order_book):
+            if family == "new" and call == client.price_overview:
+                continue
+            with pytest.raises(ItemNotFound):
+                await call(ghost)
+
+
+async def test_wrong_proxy_credentials_give_407_and_disable_the_proxy(rig: Rig) -> None:
+    wrong = rig.proxy.url.replace("http://", "http://steam:wrong-password@")
+    client = rig.client(proxy_url=wrong)
+    with pytest.raises(ProxyAuthFailed):
+        await client.price_overview(rig.item)
+    state = await client.pool.state("priceoverview")
+    assert int(state[0]["disabled_ms"]) > 0  # type: ignore[call-overload]
+
+
+async def test_a_dead_proxy_is_unavailable(rig: Rig) -> None:
+    client = rig.client(proxy_url="http://127.0.0.1:9")  # nothing listens on the discard port
+    with pytest.raises(Unavailable):
+        await client.price_overview(rig.item)
+
+
+@pytest.mark.parametrize("legacy_mode", ["redirect", "html"])
+async def test_a_switched_off_legacy_market_falls_back_to_the_new_one(
+    rig: Rig, legacy_mode: str
+) -> None:
+    async with rig.http.post(f"{rig.sim}/__sim/legacy", json={"mode": legacy_mode}) as r:
+        assert r.status == 200, await r.text()
+    client = rig.client(family="legacy")
+    assert isinstance(await client.listings(rig.item), Listings)
+    assert client.current_family == "new"
+    assert isinstance(await client.order_book(rig.item), OrderBook)
+
+
+async def test_the_new_market_is_asked_conditionally(rig: Rig) -> None:
+    client = rig.client(family="new")
+    first = await client.listings(rig.item)
+    second = await client.listings(rig.item)
+    assert second == first
+    actions = (await rig.stats())["clients"]["127.0.0.2"]["endpoints"]["actions"]
+    assert actions["served"] == 1 and actions["not_modified"] == 1
+
+
+async def test_credentials_never_appear_in_logs_or_errors(rig: Rig) -> None:
+    stream = io.StringIO()
+    configure_logging(level="DEBUG", fmt="json", stream=stream)
+    seen: list[str] = []
+    try:
+        await rig.fault(mode="rate_limit_storm", duration_s=30)
+        # Other user names give other pool labels, so the 429 cool-down above doesn't mask them.
+        wrong = rig.proxy.url.replace("http://", f"http://intruder:{SECRET}-wrong@")
+        dead = f"http://ghost:{SECRET}@127.0.0.1:9"
+        for url in (None, wrong, dead):
+            try:
+                await rig.client(proxy_url=url).price_overview(rig.item)
+            except SteamError as e:
+                seen.extend([str(e), repr(e), repr(e.__dict__)])
+    finally:
+        logging.getLogger().handlers.clear()
+    logged = stream.getvalue()
+    assert "cooling down" in logged and "407" in logged  # the pool did log
+    assert len(seen) == 9
+    assert all(SECRET not in text for text in [logged, *seen])
