@@ -40,3 +40,8 @@ def create_broker(
     for m in middleware:
         broker.add_middleware(m)
     return broker
+
+
+def queue_key(queue: str, *, namespace: str = NAMESPACE) -> str:
+    """The Redis list holding ``queue``'s ready messages (dramatiq's own layout)."""
+    return f"{namespace}:{queue}"

@@ -141,6 +141,8 @@ class Settings(BaseModel):
     # Scheduling.
     scheduler_tick: float = Field(default=1.0, gt=0, le=3600)
     scheduler_batch: int = Field(default=500, ge=1, le=100_000)
+    # Backpressure: claim nothing more while this many checks wait in the queue.
+    scheduler_high_water: int = Field(default=10_000, ge=1, le=10_000_000)
     lease_seconds: int = Field(default=120, ge=1, le=86_400)
     min_check_interval: int = Field(default=30, ge=1, le=86_400)
     watchdog_tick: float = Field(default=15.0, gt=0, le=3600)

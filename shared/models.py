@@ -75,6 +75,8 @@ class Task(Base):
     recovery_attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     lease_token: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The publisher's memory between checks (was the condition met, as of which check).
+    condition_state: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     last_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -147,3 +149,17 @@ class PriceSnapshot(Base):
         UniqueConstraint("task_id", "lease_token", name="uq_price_history_check"),
         Index("ix_price_history_task_time", "task_id", "checked_at"),
     )
+
+
+class SeenListing(Base):
+    """A listing a new-listings watch has already announced: each listing id alerts once."""
+
+    __tablename__ = "seen_listings"
+
+    task_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    listing_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (Index("ix_seen_listings_seen_at", "seen_at"),)

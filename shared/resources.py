@@ -1,9 +1,13 @@
 """The per-process pools (database engine, async Redis) and who owns their lifetime.
 
 Dramatiq workers get them from :class:`WorkerResources`, a middleware that builds them on the
-worker's own event loop in ``after_worker_boot`` and disposes of them in
-``after_worker_shutdown`` (a warm-up with ``asyncio.run()`` would bind them to a loop that is
-gone by the first message). Asyncio services (scheduler, watchdog) use :func:`open_resources`.
+worker's own event loop and disposes of them at shutdown (a warm-up with ``asyncio.run()``
+would bind them to a loop that is gone by the first message). It builds in
+``before_worker_boot``, not ``after_worker_boot``: dramatiq starts the worker threads between
+the two, so a message could arrive before an ``after`` hook ran, and ``after_*`` hooks run in
+reverse middleware order. ``before_*`` hooks run in order, after ``AsyncIO`` made the loop;
+``after_worker_shutdown`` runs in reverse, so whatever was built on the pools closes first.
+Asyncio services (scheduler, watchdog) use :func:`open_resources`.
 """
 
 from __future__ import annotations
@@ -83,10 +87,10 @@ class WorkerResources(Middleware):
     @property
     def pools(self) -> Pools:
         if self._pools is None:
-            raise RuntimeError("worker pools are used before after_worker_boot built them")
+            raise RuntimeError("worker pools are used before before_worker_boot built them")
         return self._pools
 
-    def after_worker_boot(self, broker: Broker, worker: Worker) -> None:
+    def before_worker_boot(self, broker: Broker, worker: Worker) -> None:
         self._pools = get_event_loop_thread().run_coroutine(self.spec.open())  # type: ignore[union-attr]
         log.info("worker pools ready", pool_limit=self._pools.db.pool_limit)
 
@@ -139,7 +143,9 @@ def pool_spec(settings: Settings, *, service: str, database_url: str, redis_url:
     )
 
 
-def setup_worker(*, service: str, queues: tuple[str, ...]) -> tuple[Broker, WorkerResources]:
+def setup_worker(
+    *, service: str, queues: tuple[str, ...]
+) -> tuple[Broker, WorkerResources, Settings]:
     """Everything a dramatiq worker process of ``service`` needs, from its environment.
 
     Called from the ``setup`` function the dramatiq CLI imports; sets the global broker.
@@ -168,4 +174,4 @@ def setup_worker(*, service: str, queues: tuple[str, ...]) -> tuple[Broker, Work
     for queue in queues:
         broker.declare_queue(queue)
     dramatiq.set_broker(broker)
-    return broker, resources
+    return broker, resources, settings

@@ -5,12 +5,52 @@
 
 from __future__ import annotations
 
-from shared.broker import CHECKS_QUEUE
+from typing import Any
+
+import dramatiq
+import structlog
+from prometheus_client import Counter
+
+from services.fetcher.check import Fetcher, check_task
+from services.fetcher.steam import SteamResources
+from shared.broker import CHECK_ACTOR, CHECKS_QUEUE
+from shared.messages import BadMessage, CheckMessage
 from shared.resources import setup_worker
 
 SERVICE = "fetcher"
 QUEUES = (CHECKS_QUEUE,)
 
+log = structlog.get_logger(__name__)
+CHECKS = Counter("steamwatch_checks", "Checks by outcome", ["outcome"])
+
 
 def setup() -> None:
-    setup_worker(service=SERVICE, queues=QUEUES)
+    broker, resources, settings = setup_worker(service=SERVICE, queues=QUEUES)
+    steam = SteamResources(settings=settings, resources=resources)
+    broker.add_middleware(steam)
+
+    def count(outcome: str) -> None:
+        CHECKS.labels(outcome=outcome).inc()
+
+    async def check(*args: Any, **kwargs: Any) -> None:
+        try:
+            message = CheckMessage.parse(args, kwargs)
+        except BadMessage as e:
+            # Retrying cannot make a malformed message well-formed: drop it, loudly.
+            log.error("malformed check message dropped", problem=str(e))
+            count("dropped_malformed")
+            return
+        with structlog.contextvars.bound_contextvars(task_id=message.task_id):
+            fetcher = Fetcher(db=resources.pools.db, steam=steam.client, broker=broker, count=count)
+            await check_task(fetcher, message)
+
+    dramatiq.actor(
+        actor_name=CHECK_ACTOR,
+        queue_name=CHECKS_QUEUE,
+        broker=broker,
+        # Retries are for outages (database down); the lease makes a retried check safe.
+        max_retries=5,
+        min_backoff=1_000,
+        max_backoff=30_000,
+        time_limit=int((settings.http_timeout * 3 + 30) * 1000),
+    )(check)

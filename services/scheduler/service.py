@@ -1,27 +1,89 @@
 """The scheduler process: every tick, claim due tasks and send one check message each.
 
-The claim itself arrives with the pipeline; this module owns the process around it.
+Claims commit before messages go out: a scheduler that dies in between leaves leases that
+expire, and the watchdog re-sends those checks. When the checks queue is deeper than the
+high-water mark, the tick claims less (or nothing) and says so in a metric.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
+import dramatiq
+import structlog
+from prometheus_client import Counter, Gauge, Histogram
+
+from shared.broker import CHECKS_QUEUE, create_broker, queue_key
 from shared.config import Settings
 from shared.lifecycle import run_ticking_service
+from shared.messages import CheckMessage, send_check
 from shared.resources import Pools, pool_spec
+from shared.schedule import Claim, claim_due
 
 SERVICE = "scheduler"
+log = structlog.get_logger(__name__)
+
+CLAIMED = Counter("steamwatch_scheduler_claimed", "Tasks claimed and sent")
+HELD_BACK = Counter("steamwatch_scheduler_backpressure", "Ticks that claimed less for a deep queue")
+SEND_FAILURES = Counter("steamwatch_scheduler_send_failures", "Claimed tasks whose message failed")
+LAG = Histogram(
+    "steamwatch_schedule_lag_seconds",
+    "Claim time minus next_check",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+)
+QUEUE_DEPTH = Gauge(
+    "steamwatch_scheduler_checks_queue_depth", "Ready check messages seen by the scheduler"
+)
 
 
-async def schedule_pass(pools: Pools) -> None:
-    """One tick. Claiming due tasks is added by the pipeline issue."""
+@dataclass(frozen=True)
+class Scheduler:
+    broker: dramatiq.Broker
+    batch: int
+    high_water: int
+    lease_seconds: float
+
+    async def tick(self, pools: Pools) -> list[Claim]:
+        depth = int(await pools.redis.llen(queue_key(CHECKS_QUEUE)))
+        QUEUE_DEPTH.set(depth)
+        room = min(self.batch, self.high_water - depth)
+        if room < self.batch:
+            HELD_BACK.inc()
+            log.info("checks queue is deep; claiming less", depth=depth, claiming=max(room, 0))
+        if room <= 0:
+            return []
+        async with pools.db.session_scope() as session:
+            claims = await claim_due(session, batch=room, lease_seconds=self.lease_seconds)
+        if claims:
+            await asyncio.to_thread(self._send, claims)
+        return claims
+
+    def _send(self, claims: list[Claim]) -> None:
+        for claim in claims:
+            LAG.observe(claim.lag)
+            try:
+                send_check(
+                    self.broker, CheckMessage(task_id=claim.task_id, lease_token=claim.lease_token)
+                )
+            except Exception:
+                # The lease expires and the watchdog re-sends this one.
+                SEND_FAILURES.inc()
+                log.exception("could not send a check", task_id=claim.task_id)
+            else:
+                CLAIMED.inc()
 
 
 def main(settings: Settings, *, database_url: str, redis_url: str) -> None:
     spec = pool_spec(settings, service=SERVICE, database_url=database_url, redis_url=redis_url)
+    scheduler = Scheduler(
+        broker=create_broker(redis_url=redis_url),
+        batch=settings.scheduler_batch,
+        high_water=settings.scheduler_high_water,
+        lease_seconds=settings.lease_seconds,
+    )
     asyncio.run(
         run_ticking_service(
-            service=SERVICE, spec=spec, interval=settings.scheduler_tick, one_pass=schedule_pass
+            service=SERVICE, spec=spec, interval=settings.scheduler_tick, one_pass=scheduler.tick
         )
     )

@@ -1,0 +1,149 @@
+"""One check: load the task, ask Steam, store the answer, move the task on, tell the publisher.
+
+One ``session_scope()`` per message. The session gives its connection back while Steam
+answers (a check may take seconds; a connection held meanwhile would starve the pool), and
+every write is conditional on the lease, so a stale or duplicate message changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import dramatiq
+import structlog
+from sqlalchemy.dialects.postgresql import insert
+
+from shared.db import Database
+from shared.messages import CheckMessage, ResultMessage, send_result
+from shared.models import PriceSnapshot, Task
+from shared.proxies import ProxyPoolExhausted
+from shared.schedule import defer, release_failure, release_success
+from shared.secrets import redact_text
+from shared.steam.client import Item, SteamClient
+from shared.steam.errors import SteamError
+from shared.steam.results import Listings, OrderBook, PriceOverview, Result
+
+log = structlog.get_logger(__name__)
+
+Count = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Fetcher:
+    """What a check needs from its process: the pools, the Steam client, the broker."""
+
+    db: Database
+    steam: SteamClient
+    broker: dramatiq.Broker
+    count: Count  # outcome -> metric; "ok", "error", "deferred", "dropped_<why>"
+
+
+async def fetch(steam: SteamClient, kind: str, item: Item) -> Result:
+    if kind == "lowest_price":
+        return await steam.price_overview(item)
+    if kind == "new_listings":
+        return await steam.listings(item)
+    return await steam.order_book(item)
+
+
+def snapshot_row(
+    task_id: int, message: CheckMessage, currency: int, result: Result
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "task_id": task_id,
+        "lease_token": message.lease_token,
+        "currency": currency,
+    }
+    if isinstance(result, PriceOverview):
+        row |= {"lowest_price": result.lowest_price, "median_price": result.median_price,
+                "volume": result.volume, "source": "priceoverview"}  # fmt: skip
+    elif isinstance(result, OrderBook):
+        row |= {"highest_buy": result.highest_buy, "lowest_sell": result.lowest_sell,
+                "buy_count": result.buy_count, "sell_count": result.sell_count,
+                "lowest_price": result.lowest_sell, "source": "orderbook"}  # fmt: skip
+    elif isinstance(result, Listings):
+        row |= {"listings": [entry.to_dict() for entry in result.listings],
+                "lowest_price": min((e.total for e in result.listings), default=None),
+                "sell_count": result.total_count, "source": "listings"}  # fmt: skip
+    return row
+
+
+async def check_task(fetcher: Fetcher, message: CheckMessage) -> ResultMessage | None:
+    """Run one check; returns what was sent to the publisher, or None if the message was dropped."""
+    token = message.lease_token
+    async with fetcher.db.session_scope() as session:
+        task = await session.get(Task, message.task_id)
+        why = _drop_reason(task, message)
+        if why is not None:
+            log.info("check dropped", task_id=message.task_id, reason=why)
+            fetcher.count(f"dropped_{why}")
+            return None
+        assert task is not None
+        item = Item(task.appid, task.market_hash_name, task.currency)
+        kind, task_id = task.kind, task.id
+        # Give the connection back while Steam answers.
+        await session.commit()
+
+        result: Result | None = None
+        error: str | None = None
+        try:
+            result = await fetch(fetcher.steam, kind, item)
+        except ProxyPoolExhausted as e:
+            next_check = await defer(session, task_id=task_id, token=token, at=e.retry_at)
+            fetcher.count("deferred")
+            log.info("no proxy free; deferred", task_id=task_id, until=str(next_check))
+            return None
+        except SteamError as e:
+            error = redact_text(f"{type(e).__name__}: {e}")
+        except Exception as e:  # a bug or an outage: still a failed check, never a dead task
+            log.exception("check failed unexpectedly", task_id=task_id)
+            error = redact_text(f"{type(e).__name__}: {e}")
+
+        checked_at = datetime.now(UTC)
+        if result is not None:
+            success = await release_success(session, task_id=task_id, token=token)
+            if success is None:
+                fetcher.count("dropped_stale")
+                return None
+            await session.execute(
+                insert(PriceSnapshot)
+                .values(snapshot_row(task_id, message, item.currency, result))
+                .on_conflict_do_nothing(constraint="uq_price_history_check")
+            )
+            fetcher.count("ok")
+            reply = ResultMessage(task_id=task_id, lease_token=token, checked_at=checked_at,
+                                  outcome="ok", result=result.to_dict(),
+                                  recovered=success.recovered)  # fmt: skip
+        else:
+            assert error is not None
+            failure = await release_failure(session, task_id=task_id, token=token, error=error)
+            if failure is None:
+                fetcher.count("dropped_stale")
+                return None
+            fetcher.count("error")
+            log.warning(
+                "check failed",
+                task_id=task_id,
+                error=error,
+                consecutive_errors=failure.consecutive_errors,
+                status=failure.status,
+            )
+            reply = ResultMessage(task_id=task_id, lease_token=token, checked_at=checked_at,
+                                  outcome="error", error=error[:500],
+                                  became_stalled=failure.became_stalled)  # fmt: skip
+    # Sent once the row is committed: the publisher never sees a check that did not happen.
+    send_result(fetcher.broker, reply)
+    return reply
+
+
+def _drop_reason(task: Task | None, message: CheckMessage) -> str | None:
+    if task is None:
+        return "gone"
+    if not task.is_active or task.status in ("paused", "failed"):
+        return "inactive"
+    if task.lease_token != message.lease_token:
+        return "stale"
+    return None

@@ -1,0 +1,58 @@
+"""The fetcher process's Steam access: one HTTP session, one proxy pool, one client.
+
+Built on the worker's event loop in ``before_worker_boot``, after the pools (so the pool's
+Redis client exists) and before any worker thread takes a message; closed at worker shutdown
+before the pools are (``after_*`` hooks run in reverse order).
+"""
+
+from __future__ import annotations
+
+from dramatiq import Broker, Middleware, Worker
+from dramatiq.asyncio import get_event_loop_thread
+
+from shared.config import Settings
+from shared.proxies import ProxyPool
+from shared.resources import WorkerResources
+from shared.steam.client import SteamClient, close_quietly, create_http_session
+
+
+class SteamResources(Middleware):
+    """Add after :class:`WorkerResources`; actors use :attr:`client`."""
+
+    def __init__(self, *, settings: Settings, resources: WorkerResources) -> None:
+        self.settings = settings
+        self.resources = resources
+        self._client: SteamClient | None = None
+
+    @property
+    def client(self) -> SteamClient:
+        if self._client is None:
+            raise RuntimeError("the Steam client is used before before_worker_boot built it")
+        return self._client
+
+    async def _open(self) -> SteamClient:
+        s = self.settings
+        pool = ProxyPool.from_urls(
+            self.resources.pools.redis,
+            s.proxies,
+            budgets=s.budgets,
+            cooldowns=s.cooldowns,
+            slack=s.budget_slack,
+        )
+        return SteamClient(
+            http=create_http_session(timeout=s.http_timeout),
+            pool=pool,
+            base_url=s.steam_base_url,
+            family=s.steam_family,
+            language=s.steam_language,
+            country=s.steam_country,
+        )
+
+    def before_worker_boot(self, broker: Broker, worker: Worker) -> None:
+        self._client = get_event_loop_thread().run_coroutine(self._open())  # type: ignore[union-attr]
+
+    def after_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
+        client, self._client = self._client, None
+        loop_thread = get_event_loop_thread()
+        if client is not None and loop_thread is not None:
+            loop_thread.run_coroutine(close_quietly(client.http))

@@ -1,0 +1,86 @@
+"""The messages services send each other: ids and the lease token, never ORM objects.
+
+Each message is validated on arrival; one that does not fit (missing fields, wrong types,
+garbage) raises :class:`BadMessage`, which the actor logs and drops instead of retrying.
+Services send to each other's actors by name (``shared.broker``), never by import.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+import dramatiq
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.broker import CHECK_ACTOR, CHECKS_QUEUE, RESULT_ACTOR, RESULTS_QUEUE
+
+Outcome = Literal["ok", "error", "deferred"]
+
+
+class BadMessage(ValueError):
+    """Raised when a message's payload does not fit its schema; says which fields are wrong."""
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+    @classmethod
+    def parse(cls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if args:
+            raise BadMessage(
+                f"{cls.__name__} takes keyword arguments only, got {len(args)} positional"
+            )
+        try:
+            return cls.model_validate(kwargs)
+        except ValidationError as e:
+            fields = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '(message)'}: {err['msg']}"
+                for err in e.errors()
+            )
+            raise BadMessage(f"bad {cls.__name__}: {fields}") from None
+
+
+class CheckMessage(_Message):
+    """Scheduler (or watchdog) -> fetcher: check this task under this lease."""
+
+    task_id: int = Field(gt=0)
+    lease_token: uuid.UUID
+    reason: Literal["due", "lease_expired", "overdue", "recovery"] = "due"
+
+
+class ResultMessage(_Message):
+    """Fetcher -> publisher: what one check found, or why it failed."""
+
+    task_id: int = Field(gt=0)
+    lease_token: uuid.UUID
+    checked_at: datetime
+    outcome: Outcome
+    result: dict[str, Any] | None = None
+    error: str | None = Field(default=None, max_length=500)
+    became_stalled: bool = False
+    recovered: bool = False
+
+
+def _send(
+    broker: dramatiq.Broker, queue: str, actor: str, payload: _Message, delay_ms: int | None
+) -> dramatiq.Message[Any]:
+    message: dramatiq.Message[Any] = dramatiq.Message(
+        queue_name=queue,
+        actor_name=actor,
+        args=(),
+        kwargs=payload.model_dump(mode="json"),
+        options={},
+    )
+    return broker.enqueue(message, delay=delay_ms)
+
+
+def send_check(
+    broker: dramatiq.Broker, message: CheckMessage, *, delay_ms: int | None = None
+) -> dramatiq.Message[Any]:
+    return _send(broker, CHECKS_QUEUE, CHECK_ACTOR, message, delay_ms)
+
+
+def send_result(broker: dramatiq.Broker, message: ResultMessage) -> dramatiq.Message[Any]:
+    return _send(broker, RESULTS_QUEUE, RESULT_ACTOR, message, None)
