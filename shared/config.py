@@ -146,6 +146,11 @@ class Settings(BaseModel):
     lease_seconds: int = Field(default=120, ge=1, le=86_400)
     min_check_interval: int = Field(default=30, ge=1, le=86_400)
     watchdog_tick: float = Field(default=15.0, gt=0, le=3600)
+    # After a failed check: retry in max(interval, floor) * 2^(errors-1) seconds, capped.
+    backoff_floor: float = Field(default=10.0, gt=0, le=86_400)
+    backoff_cap: float = Field(default=900.0, gt=0, le=86_400)
+    # A task that stalls (5 failures in a row) is first retried this many seconds later.
+    recovery_base: float = Field(default=60.0, gt=0, le=86_400)
 
     # Worker processes (dramatiq). An async actor holds a worker thread while it awaits,
     # so a fetcher's in-flight checks equal processes x threads: size threads for I/O.

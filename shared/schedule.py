@@ -139,8 +139,22 @@ async def release_success(
     return None if row is None else Success(row.next_check, row.previous_status)
 
 
+@dataclass(frozen=True)
+class Backoff:
+    """Retry delays after failures: max(interval, floor) * 2^(errors-1), capped; then stalled."""
+
+    floor: float = BACKOFF_FLOOR
+    cap: float = BACKOFF_CAP
+    stalled_retry: float = STALLED_FIRST_RETRY
+
+
 async def release_failure(
-    session: AsyncSession, *, task_id: int, token: uuid.UUID, error: str
+    session: AsyncSession,
+    *,
+    task_id: int,
+    token: uuid.UUID,
+    error: str,
+    backoff: Backoff = Backoff(),
 ) -> Failure | None:
     """The check failed: count it, retry after a capped backoff, stall after five in a row."""
     params = {
@@ -148,9 +162,9 @@ async def release_failure(
         "token": token,
         "error": error[:LAST_ERROR_MAX],
         "max_errors": MAX_CONSECUTIVE_ERRORS,
-        "stalled_retry": STALLED_FIRST_RETRY,
-        "floor": BACKOFF_FLOOR,
-        "cap": BACKOFF_CAP,
+        "stalled_retry": backoff.stalled_retry,
+        "floor": backoff.floor,
+        "cap": backoff.cap,
     }
     row = (await session.execute(_FAIL, params)).first()
     return None if row is None else Failure(row.consecutive_errors, row.status, row.next_check)

@@ -20,7 +20,7 @@ from shared.db import Database
 from shared.messages import CheckMessage, ResultMessage, send_result
 from shared.models import PriceSnapshot, Task
 from shared.proxies import ProxyPoolExhausted
-from shared.schedule import defer, release_failure, release_success
+from shared.schedule import Backoff, defer, release_failure, release_success
 from shared.secrets import redact_text
 from shared.steam.client import Item, SteamClient
 from shared.steam.errors import SteamError
@@ -39,6 +39,7 @@ class Fetcher:
     steam: SteamClient
     broker: dramatiq.Broker
     count: Count  # outcome -> metric; "ok", "error", "deferred", "dropped_<why>"
+    backoff: Backoff = Backoff()
 
 
 async def fetch(steam: SteamClient, kind: str, item: Item) -> Result:
@@ -119,7 +120,9 @@ async def check_task(fetcher: Fetcher, message: CheckMessage) -> ResultMessage |
                                   recovered=success.recovered)  # fmt: skip
         else:
             assert error is not None
-            failure = await release_failure(session, task_id=task_id, token=token, error=error)
+            failure = await release_failure(
+                session, task_id=task_id, token=token, error=error, backoff=fetcher.backoff
+            )
             if failure is None:
                 fetcher.count("dropped_stale")
                 return None

@@ -16,6 +16,7 @@ from services.fetcher.steam import SteamResources
 from shared.broker import CHECK_ACTOR, CHECKS_QUEUE
 from shared.messages import BadMessage, CheckMessage
 from shared.resources import setup_worker
+from shared.schedule import Backoff
 
 SERVICE = "fetcher"
 QUEUES = (CHECKS_QUEUE,)
@@ -29,6 +30,10 @@ def setup() -> None:
     steam = SteamResources(settings=settings, resources=resources)
     broker.add_middleware(steam)
 
+    backoff = Backoff(
+        floor=settings.backoff_floor, cap=settings.backoff_cap, stalled_retry=settings.recovery_base
+    )
+
     def count(outcome: str) -> None:
         CHECKS.labels(outcome=outcome).inc()
 
@@ -41,7 +46,13 @@ def setup() -> None:
             count("dropped_malformed")
             return
         with structlog.contextvars.bound_contextvars(task_id=message.task_id):
-            fetcher = Fetcher(db=resources.pools.db, steam=steam.client, broker=broker, count=count)
+            fetcher = Fetcher(
+                db=resources.pools.db,
+                steam=steam.client,
+                broker=broker,
+                count=count,
+                backoff=backoff,
+            )
             await check_task(fetcher, message)
 
     dramatiq.actor(
