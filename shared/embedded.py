@@ -48,6 +48,11 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or attach to an already running) server; returns an asyncpg URL."""
+        import warnings
+
+        # pgserver asks platformdirs for a runtime dir; without XDG_RUNTIME_DIR it warns and
+        # falls back to /tmp, which is fine for a lock file.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
         import pgserver  # heavy import, only when an embedded store is really wanted
 
         self.data_dir.mkdir(parents=True, exist_ok=True)

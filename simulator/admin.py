@@ -196,11 +196,12 @@ async def reset(request: web.Request) -> web.Response:
 
 
 async def catalogue(request: web.Request) -> web.Response:
-    """The items on offer, optionally for one appid: name, appid, item_nameid."""
+    """The items on offer, optionally for one appid: name, appid, item_nameid, base price."""
     state = _state(request)
     appid = request.query.get("appid")
     items = [{"appid": it.appid, "market_hash_name": it.market_hash_name,
-              "item_nameid": it.item_nameid, "daily_volume": it.daily_volume}
+              "item_nameid": it.item_nameid, "daily_volume": it.daily_volume,
+              "base_price_usd_cents": it.base_price}
              for it in state.catalogue if appid is None or str(it.appid) == appid]  # fmt: skip
     return web.json_response({"items": items})
 

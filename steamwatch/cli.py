@@ -62,16 +62,22 @@ def main() -> None:
     show_default=True,
     help="Seconds a service gets to exit after SIGTERM before SIGKILL.",
 )
-def dev(ready_timeout: float, stop_timeout: float) -> None:
+@click.option("--no-demo", is_flag=True, help="Do not add demo watches to an empty database.")
+def dev(ready_timeout: float, stop_timeout: float, no_demo: bool) -> None:
     """Run everything on this machine: stores (embedded if no URLs), migrations, all services.
 
-    Ctrl-C (or SIGTERM) stops every service, then the embedded stores.
+    Without STEAMWATCH_STEAM_BASE_URL it also runs the Steam simulator with two local proxies
+    and, on an empty database, twenty demo watches. Shows the live event feed and a status
+    line; Ctrl-C (or SIGTERM) stops every service, then the embedded stores.
     """
     from steamwatch.dev import run_dev
 
     settings = _settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format, service="dev")
-    raise SystemExit(run_dev(settings, ready_timeout=ready_timeout, stop_timeout=stop_timeout))
+    code = run_dev(
+        settings, ready_timeout=ready_timeout, stop_timeout=stop_timeout, demo=not no_demo
+    )
+    raise SystemExit(code)
 
 
 @main.command()
@@ -144,6 +150,48 @@ def _migrate(direction: str, revision: str) -> None:
         click.echo(f"{direction} to {revision} ...", err=True)
         getattr(migrate, direction)(url=urls.database_url, revision=revision)
     click.echo(f"database at {revision}", err=True)
+
+
+def _redis_url(settings: Settings) -> str:
+    """The configured Redis, or the one a running `steamwatch dev` started."""
+    if settings.redis_url is not None:
+        return settings.redis_url.reveal()
+    from shared.discovery import read_stores
+
+    stores = read_stores(settings.home)
+    if stores is None:
+        _fail(
+            "set STEAMWATCH_REDIS_URL, or run this beside `steamwatch dev` "
+            f"(no running stores found in {settings.home})"
+        )
+    return stores["redis_url"]
+
+
+@main.command()
+@click.option("--from-start", is_flag=True, help="Replay the whole stream first.")
+@click.option("--task", "task_id", type=int, help="Only this task's events.")
+@click.option("--owner", help="Only this owner's events.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON object a line (the stream's own form)."
+)
+@click.option("--count", type=click.IntRange(min=1), help="Exit after this many events.")
+def tail(
+    from_start: bool, task_id: int | None, owner: str | None, as_json: bool, count: int | None
+) -> None:
+    """Print events as they are published (Ctrl-C stops)."""
+    import asyncio
+
+    from steamwatch.tail import follow
+
+    settings = _settings()
+    url = _redis_url(settings)
+    try:
+        asyncio.run(
+            follow(url, emit=lambda line: click.echo(line), from_start=from_start,
+                   task_id=task_id, owner=owner, as_json=as_json, limit=count)
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        pass
 
 
 def _mount_simulator() -> None:

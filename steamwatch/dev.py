@@ -1,14 +1,18 @@
 """``steamwatch dev``: the whole system on one machine, as child processes of one supervisor.
 
-Boots the stores (embedded when no URLs are set), migrates, starts every service as its own
-process with the store URLs in its environment, waits for each to report ready through its
-heartbeat, and on Ctrl-C / SIGTERM stops them (SIGTERM to each service's main process only,
+Boots the stores (embedded when no URLs are set), migrates, starts the Steam simulator with two
+local proxies (unless ``STEAMWATCH_STEAM_BASE_URL`` names a Steam to use), adds demo watches to
+an empty database, starts every service as its own process with the URLs in its environment,
+waits for each to report ready through its heartbeat, then shows the live event feed and a
+status line. On Ctrl-C / SIGTERM it stops them (SIGTERM to each service's main process only,
 then SIGKILL to its group after a timeout) before stopping the stores.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,8 +26,11 @@ import structlog
 
 from shared import migrate
 from shared.config import Settings
+from shared.discovery import remove_stores, write_stores
 from shared.embedded import stores
 from shared.heartbeat import read_beats
+from steamwatch.demo import seed_demo
+from steamwatch.monitor import Monitor
 
 log = structlog.get_logger(__name__)
 
@@ -66,12 +73,34 @@ def spawn(service: str, env: dict[str, str]) -> Child:
     return Child(service=service, process=process)
 
 
+def start_simulator(home: os.PathLike[str], env: dict[str, str]) -> tuple[Child, str, list[str]]:
+    """The simulator and two local proxies as a child; returns it, its URL and the proxies'."""
+    out = open(os.path.join(home, "simulator.log"), "w+b")  # noqa: SIM115 - the child owns it
+    argv = [sys.executable, "-m", "steamwatch", "sim", "--port", "0", "--proxies", "2",
+            "--tick-seconds", "15"]  # fmt: skip
+    process = subprocess.Popen(
+        argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    child = Child(service="simulator", process=process)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process.poll() is None:
+        text = open(out.name, errors="replace").read()
+        serving = re.search(r"serving (http://\S+)", text)
+        proxies = re.findall(r"proxy (http://\S+) exits", text)
+        if serving and len(proxies) == 2:
+            log.info("simulator started", url=serving.group(1), pid=process.pid)
+            return child, serving.group(1), proxies
+        time.sleep(0.05)
+    child.terminate()
+    raise RuntimeError(f"the simulator did not start; see {out.name}")
+
+
 def wait_ready(
     children: Sequence[Child], client: redis.Redis, *, timeout: float, stop: threading.Event
 ) -> str | None:
     """None once every service has a "ready" heartbeat; otherwise why not."""
     deadline = time.monotonic() + timeout
-    pending = {c.service for c in children}
+    pending = {c.service for c in children if c.service in SERVICES}
     while pending:
         for child in children:
             if child.process.poll() is not None:
@@ -107,36 +136,63 @@ def stop_children(children: Sequence[Child], *, timeout: float) -> None:
         child.kill_group()
 
 
-def run_dev(settings: Settings, *, ready_timeout: float, stop_timeout: float) -> int:
+def run_dev(
+    settings: Settings, *, ready_timeout: float, stop_timeout: float, demo: bool = True
+) -> int:
     """Run until a signal or a service's death; returns the process exit code."""
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     database_url = settings.database_url.reveal() if settings.database_url else None
     redis_url = settings.redis_url.reveal() if settings.redis_url else None
+    settings.home.mkdir(parents=True, exist_ok=True)
     with stores(home=settings.home, database_url=database_url, redis_url=redis_url) as urls:
         log.info("migrating the database")
         migrate.upgrade(url=urls.database_url)
+        write_stores(settings.home, database_url=urls.database_url, redis_url=urls.redis_url)
         env = {
             **os.environ,
             "STEAMWATCH_DATABASE_URL": urls.database_url,
             "STEAMWATCH_REDIS_URL": urls.redis_url,
         }
+        children: list[Child] = []
         client = redis.Redis.from_url(urls.redis_url)
-        children = [spawn(service, env) for service in SERVICES]
+        monitor: Monitor | None = None
         code = 0
         try:
+            if "STEAMWATCH_STEAM_BASE_URL" not in os.environ:
+                simulator, sim_url, proxies = start_simulator(settings.home, env)
+                children.append(simulator)
+                env["STEAMWATCH_STEAM_BASE_URL"] = sim_url
+                env["STEAMWATCH_PROXIES"] = ",".join(["direct", *proxies])
+                if demo:
+                    added = asyncio.run(
+                        seed_demo(database_url=urls.database_url, simulator_url=sim_url)
+                    )
+                    if added:
+                        log.info("demo watches added", count=added)
+            children += [spawn(service, env) for service in SERVICES]
             problem = wait_ready(children, client, timeout=ready_timeout, stop=stop)
             if problem and not stop.is_set():
                 log.error("steamwatch did not start", reason=problem)
                 code = 1
             elif not stop.is_set():
                 print("steamwatch ready: " + ", ".join(SERVICES) + " (Ctrl-C stops)", flush=True)
+                print("  events: `steamwatch tail` in another terminal, or below", flush=True)
+                monitor = Monitor(
+                    database_url=urls.database_url,
+                    redis_url=urls.redis_url,
+                    emit=lambda line: print(line, flush=True),
+                )
+                monitor.start()
                 code = supervise(children, stop)
         finally:
+            if monitor is not None:
+                monitor.stop()
             log.info("stopping services")
             stop_children(children, timeout=stop_timeout)
             client.close()
+            remove_stores(settings.home)
         log.info("stopping stores")
     print("steamwatch stopped", flush=True)
     return code

@@ -77,7 +77,8 @@ def _alive(pid: int) -> bool:
     return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
 
 
-def test_dev_reaches_ready_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+def test_dev_runs_the_whole_system_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    """`make run`: ready, demo watches checked, events and status shown, Ctrl-C within 10 s."""
     home = tmp_path / "home"
     process = subprocess.Popen(
         [sys.executable, "-m", "steamwatch", "dev"],
@@ -91,9 +92,21 @@ def test_dev_reaches_ready_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
         assert output.wait_for("steamwatch ready", timeout=120), "".join(output.lines)
         started = _json_lines("".join(output.lines))
         pids = {e["service"]: e["pid"] for e in started if e.get("event") == "service started"}
-        assert set(pids) == {"scheduler", "fetcher", "publisher", "watchdog"}
+        pids["simulator"] = next(e["pid"] for e in started if e.get("event") == "simulator started")
+        assert set(pids) == {"simulator", "scheduler", "fetcher", "publisher", "watchdog"}
         assert all(_alive(pid) for pid in pids.values())
         assert (home / "postgres" / "postmaster.pid").exists()
+        assert any(e.get("event") == "simulator started" for e in started)
+        assert any(e.get("event") == "demo watches added" and e.get("count") == 20 for e in started)
+        # The live feed and the status line: demo watches are checked and alert.
+        assert output.wait_for("event  ", timeout=90), "".join(output.lines)[-3000:]
+        assert output.wait_for("status: ", timeout=30)
+        tail = subprocess.run(
+            [sys.executable, "-m", "steamwatch", "tail", "--from-start", "--count", "1", "--json"],
+            env=_env(STEAMWATCH_HOME=str(home)), capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert tail.returncode == 0, tail.stderr
+        assert json.loads(tail.stdout)["schema"] == 1
 
         started_stop = time.monotonic()
         process.send_signal(signal.SIGINT)  # what Ctrl-C delivers to the foreground process
@@ -105,7 +118,7 @@ def test_dev_reaches_ready_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     text = output.drain(timeout=2)
     assert code == 0, text
     assert "steamwatch stopped" in text
-    assert stop_seconds < 30
+    assert stop_seconds < 10
     assert not any(_alive(pid) for pid in pids.values())
     stopped = {
         entry["service"]: entry["code"]
@@ -113,6 +126,7 @@ def test_dev_reaches_ready_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
         if entry.get("event") == "service stopped" and entry.get("logger") == "steamwatch.dev"
     }
     assert stopped == {service: 0 for service in pids}
+    assert not (home / "stores.json").exists()
     assert not (home / "postgres" / "postmaster.pid").exists()  # the store stopped too
     assert "Traceback" not in text
 
