@@ -115,7 +115,9 @@ class Failure:
 async def claim_due(session: AsyncSession, *, batch: int, lease_seconds: float) -> list[Claim]:
     """Lease up to ``batch`` due tasks, oldest first; rows another claimer holds are skipped."""
     rows = await session.execute(_CLAIM, {"batch": batch, "lease_seconds": lease_seconds})
-    return [Claim(r.id, r.lease_token, r.next_check, r.claimed_at) for r in rows]
+    claims = [Claim(r.id, r.lease_token, r.next_check, r.claimed_at) for r in rows]
+    # UPDATE ... RETURNING keeps no order: the most overdue are sent first.
+    return sorted(claims, key=lambda c: (c.next_check, c.task_id))
 
 
 @dataclass(frozen=True)

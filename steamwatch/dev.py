@@ -63,11 +63,26 @@ class Child:
             pass
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: ask for SIGTERM when the supervisor dies (Linux, best effort).
+
+    Seen to reach the scheduler and watchdog but not always the dramatiq and simulator
+    processes after a SIGKILL of the supervisor; a clean stop never depends on it.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: a killed supervisor may leave its children running
+
+
 def spawn(service: str, env: dict[str, str]) -> Child:
     process = subprocess.Popen(
         [sys.executable, "-m", "steamwatch", "run", service],
         env=env,
         start_new_session=True,
+        preexec_fn=_die_with_parent,
     )
     log.info("service started", service=service, pid=process.pid)
     return Child(service=service, process=process)
