@@ -217,6 +217,10 @@ async def test_200_tasks_for_60_seconds_checked_at_their_interval_events_exactly
         got = [e for e in by_task[task_id] if e.kind == "price_at_or_below"]
         assert len(got) == expected, (task_id, len(got), expected)
         changes += expected
+    total = sum(len(v) for v in runs.values())
+    print(
+        f"200 tasks, {elapsed:.0f} s: {total} checks stored, {len(events)} events, {changes} price alerts"
+    )
     assert changes > 150  # the market moved: most watches alerted, many more than once
     assert any(e.kind == "new_listing" for e in events)
     assert not SESSION_STATE_ERRORS.search(system.logs())
