@@ -7,6 +7,7 @@ expires means a process that died without saying so. ``steamwatch dev`` waits on
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -132,8 +133,6 @@ async def beat_forever(
     sleep: Callable[[float], Awaitable[Any]] | None = None,
 ) -> None:
     """The asyncio form of :class:`HeartbeatThread`; cancel it to stop."""
-    import asyncio
-
     sleep = sleep or asyncio.sleep
     while True:
         try:

@@ -8,15 +8,19 @@ Services send to each other's actors by name (``shared.broker``), never by impor
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import dramatiq
+import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.broker import CHECK_ACTOR, CHECKS_QUEUE, RESULT_ACTOR, RESULTS_QUEUE
 
-Outcome = Literal["ok", "error", "deferred"]
+Outcome = Literal["ok", "error"]
+M = TypeVar("M", bound="_Message")
+log = structlog.get_logger(__name__)
 
 
 class BadMessage(ValueError):
@@ -84,3 +88,25 @@ def send_check(
 
 def send_result(broker: dramatiq.Broker, message: ResultMessage) -> dramatiq.Message[Any]:
     return _send(broker, RESULTS_QUEUE, RESULT_ACTOR, message, None)
+
+
+def guarded(
+    schema: type[M], handle: Callable[[M], Awaitable[object]], *, count: Callable[[str], None]
+) -> Callable[..., Awaitable[None]]:
+    """An actor body: validate the payload, then ``handle`` it with the task id on every log line.
+
+    A payload that does not fit is logged, counted as ``dropped_malformed`` and dropped:
+    retrying cannot make a malformed message well-formed.
+    """
+
+    async def actor(*args: Any, **kwargs: Any) -> None:
+        try:
+            message = schema.parse(args, kwargs)
+        except BadMessage as e:
+            log.error("malformed message dropped", schema=schema.__name__, problem=str(e))
+            count("dropped_malformed")
+            return
+        with structlog.contextvars.bound_contextvars(task_id=message.task_id):
+            await handle(message)
+
+    return actor

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import redis
 import structlog
@@ -64,10 +65,10 @@ class Child:
 
 
 def _die_with_parent() -> None:
-    """In the child before exec: ask for SIGTERM when the supervisor dies (Linux, best effort).
+    """In the child before exec: SIGTERM when the supervisor dies, even by SIGKILL (Linux).
 
-    Seen to reach the scheduler and watchdog but not always the dramatiq and simulator
-    processes after a SIGKILL of the supervisor; a clean stop never depends on it.
+    The setting survives exec (the dramatiq CLI), so no service outlives a killed supervisor;
+    elsewhere it is skipped, and a clean stop never depends on it.
     """
     try:
         import ctypes
@@ -90,16 +91,22 @@ def spawn(service: str, env: dict[str, str]) -> Child:
 
 def start_simulator(home: os.PathLike[str], env: dict[str, str]) -> tuple[Child, str, list[str]]:
     """The simulator and two local proxies as a child; returns it, its URL and the proxies'."""
-    out = open(os.path.join(home, "simulator.log"), "w+b")  # noqa: SIM115 - the child owns it
+    log_path = Path(home) / "simulator.log"
     argv = [sys.executable, "-m", "steamwatch", "sim", "--port", "0", "--proxies", "2",
             "--tick-seconds", "15"]  # fmt: skip
-    process = subprocess.Popen(
-        argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    with log_path.open("wb") as out:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            argv,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
     child = Child(service="simulator", process=process)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and process.poll() is None:
-        text = open(out.name, errors="replace").read()
+        text = log_path.read_text(errors="replace")
         serving = re.search(r"serving (http://\S+)", text)
         proxies = re.findall(r"proxy (http://\S+) exits", text)
         if serving and len(proxies) == 2:
@@ -107,7 +114,7 @@ def start_simulator(home: os.PathLike[str], env: dict[str, str]) -> tuple[Child,
             return child, serving.group(1), proxies
         time.sleep(0.05)
     child.terminate()
-    raise RuntimeError(f"the simulator did not start; see {out.name}")
+    raise RuntimeError(f"the simulator did not start; see {log_path}")
 
 
 def wait_ready(

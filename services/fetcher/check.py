@@ -38,7 +38,7 @@ class Fetcher:
     db: Database
     steam: SteamClient
     broker: dramatiq.Broker
-    count: Count  # outcome -> metric; "ok", "error", "deferred", "dropped_<why>"
+    count: Count  # outcome -> metric: "ok", "error", "deferred" (no proxy free), "dropped_<why>"
     backoff: Backoff = Backoff()
 
 

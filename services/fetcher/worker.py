@@ -5,23 +5,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import dramatiq
-import structlog
 from prometheus_client import Counter
 
 from services.fetcher.check import Fetcher, check_task
 from services.fetcher.steam import SteamResources
 from shared.broker import CHECK_ACTOR, CHECKS_QUEUE
-from shared.messages import BadMessage, CheckMessage
+from shared.messages import CheckMessage, guarded
 from shared.resources import setup_worker
 from shared.schedule import Backoff
 
 SERVICE = "fetcher"
 QUEUES = (CHECKS_QUEUE,)
 
-log = structlog.get_logger(__name__)
 CHECKS = Counter("steamwatch_checks", "Checks by outcome", ["outcome"])
 
 
@@ -37,23 +33,11 @@ def setup() -> None:
     def count(outcome: str) -> None:
         CHECKS.labels(outcome=outcome).inc()
 
-    async def check(*args: Any, **kwargs: Any) -> None:
-        try:
-            message = CheckMessage.parse(args, kwargs)
-        except BadMessage as e:
-            # Retrying cannot make a malformed message well-formed: drop it, loudly.
-            log.error("malformed check message dropped", problem=str(e))
-            count("dropped_malformed")
-            return
-        with structlog.contextvars.bound_contextvars(task_id=message.task_id):
-            fetcher = Fetcher(
-                db=resources.pools.db,
-                steam=steam.client,
-                broker=broker,
-                count=count,
-                backoff=backoff,
-            )
-            await check_task(fetcher, message)
+    async def check(message: CheckMessage) -> None:
+        fetcher = Fetcher(
+            db=resources.pools.db, steam=steam.client, broker=broker, count=count, backoff=backoff
+        )
+        await check_task(fetcher, message)
 
     dramatiq.actor(
         actor_name=CHECK_ACTOR,
@@ -64,4 +48,4 @@ def setup() -> None:
         min_backoff=1_000,
         max_backoff=30_000,
         time_limit=int((settings.http_timeout * 3 + 30) * 1000),
-    )(check)
+    )(guarded(CheckMessage, check, count=count))

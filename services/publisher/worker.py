@@ -5,21 +5,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import dramatiq
-import structlog
 from prometheus_client import Counter
 
 from services.publisher.publish import Publisher, publish_result
 from shared.broker import RESULT_ACTOR, RESULTS_QUEUE
-from shared.messages import BadMessage, ResultMessage
+from shared.messages import ResultMessage, guarded
 from shared.resources import setup_worker
 
 SERVICE = "publisher"
 QUEUES = (RESULTS_QUEUE,)
 
-log = structlog.get_logger(__name__)
 RESULTS = Counter("steamwatch_results", "Results judged by outcome", ["outcome"])
 
 
@@ -29,16 +25,9 @@ def setup() -> None:
     def count(outcome: str) -> None:
         RESULTS.labels(outcome=outcome).inc()
 
-    async def publish(*args: Any, **kwargs: Any) -> None:
-        try:
-            message = ResultMessage.parse(args, kwargs)
-        except BadMessage as e:
-            log.error("malformed result message dropped", problem=str(e))
-            count("dropped_malformed")
-            return
-        with structlog.contextvars.bound_contextvars(task_id=message.task_id):
-            pools = resources.pools
-            await publish_result(Publisher(db=pools.db, redis=pools.redis, count=count), message)
+    async def publish(message: ResultMessage) -> None:
+        pools = resources.pools
+        await publish_result(Publisher(db=pools.db, redis=pools.redis, count=count), message)
 
     dramatiq.actor(
         actor_name=RESULT_ACTOR,
@@ -48,4 +37,4 @@ def setup() -> None:
         min_backoff=1_000,
         max_backoff=30_000,
         time_limit=60_000,
-    )(publish)
+    )(guarded(ResultMessage, publish, count=count))

@@ -68,6 +68,16 @@ def _json_lines(text: str) -> list[dict[str, object]]:
     return entries
 
 
+def _stop_processes_in(home: Path) -> None:
+    """Terminate every process whose command line or working folder lies under ``home``."""
+    import psutil
+
+    for proc in psutil.process_iter(["cmdline", "cwd"]):
+        where = " ".join(proc.info["cmdline"] or []) + " " + (proc.info["cwd"] or "")
+        if str(home) in where:
+            proc.terminate()
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -133,6 +143,36 @@ def test_dev_runs_the_whole_system_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -
     assert not (home / "stores.json").exists()
     assert not (home / "postgres" / "postmaster.pid").exists()  # the store stopped too
     assert "Traceback" not in text
+
+
+def test_a_killed_supervisor_takes_its_children_with_it(tmp_path: Path) -> None:
+    """Given `dev` killed by SIGKILL (no chance to clean up), I expect no orphaned process."""
+    home = tmp_path / "home"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "steamwatch", "dev", "--no-demo"],
+        env=_env(STEAMWATCH_HOME=str(home)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output = Output(process)
+    try:
+        assert output.wait_for("steamwatch ready", timeout=120), "".join(output.lines)
+        started = _json_lines("".join(output.lines))
+        kinds = ("service started", "simulator started")
+        pids = [e["pid"] for e in started if e.get("event") in kinds]
+        assert len(pids) == 5
+    finally:
+        process.kill()
+        process.wait()
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    survivors = [pid for pid in pids if _alive(pid)]
+    # The embedded stores are servers of their own: they outlive a killed supervisor (a later
+    # `dev` reattaches to them). This test owns them, so it stops them.
+    _stop_processes_in(home)
+    assert survivors == []
 
 
 def test_run_without_store_urls_refuses_and_says_why() -> None:
