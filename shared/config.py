@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from shared.proxies import DEFAULT_BUDGETS, DEFAULT_COOLDOWNS, ENDPOINTS, Budget, Endpoint
 from shared.secrets import SecretURL
@@ -146,11 +153,23 @@ class Settings(BaseModel):
     lease_seconds: int = Field(default=120, ge=1, le=86_400)
     min_check_interval: int = Field(default=30, ge=1, le=86_400)
     watchdog_tick: float = Field(default=15.0, gt=0, le=3600)
+    # The watchdog sends an active task the scheduler has not claimed this long after it was due.
+    watchdog_grace: float = Field(default=30.0, ge=0, le=86_400)
+    # Most tasks the watchdog repairs per pass and kind (expired, overdue, recovery).
+    watchdog_batch: int = Field(default=500, ge=1, le=100_000)
+    # Dead-lettered checks re-sent per pass, and how often one message may be re-sent.
+    dead_letter_batch: int = Field(default=100, ge=1, le=100_000)
+    dead_letter_requeues: int = Field(default=3, ge=0, le=100)
     # After a failed check: retry in max(interval, floor) * 2^(errors-1) seconds, capped.
     backoff_floor: float = Field(default=10.0, gt=0, le=86_400)
     backoff_cap: float = Field(default=900.0, gt=0, le=86_400)
-    # A task that stalls (5 failures in a row) is first retried this many seconds later.
+    # A task that stalls (5 failures in a row) is retried by the watchdog: attempt k comes
+    # min(base * factor^(k-1), cap) seconds after the failure before it; after `attempts`
+    # failed attempts the task is failed and its owner alerted (the seed: 60, x2, 600, 10).
     recovery_base: float = Field(default=60.0, gt=0, le=86_400)
+    recovery_factor: float = Field(default=2.0, ge=1, le=100)
+    recovery_cap: float = Field(default=600.0, gt=0, le=7 * 86_400)
+    recovery_attempts: int = Field(default=10, ge=1, le=1000)
 
     # Worker processes (dramatiq). An async actor holds a worker thread while it awaits,
     # so a fetcher's in-flight checks equal processes x threads: size threads for I/O.
@@ -235,6 +254,15 @@ class Settings(BaseModel):
     def _upper_log_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
+    @model_validator(mode="after")
+    def _check_recovery(self) -> Settings:
+        if self.recovery_cap < self.recovery_base:
+            raise ValueError(
+                f"{ENV_PREFIX}RECOVERY_CAP: is shorter than {ENV_PREFIX}RECOVERY_BASE "
+                "(the cap must be at least the first recovery delay)"
+            )
+        return self
+
     @property
     def embedded_database(self) -> bool:
         return self.database_url is None
@@ -286,9 +314,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         settings = Settings.model_validate(values)
     except ValidationError as e:
         for error in e.errors():
-            field = str(error["loc"][0]) if error["loc"] else "?"
             message = str(error["msg"]).removeprefix("Value error, ")
-            problems.append(f"{ENV_PREFIX}{field.upper()}: {message}")
+            if not error["loc"]:  # a check across fields names its variables itself
+                problems.append(message)
+                continue
+            problems.append(f"{ENV_PREFIX}{str(error['loc'][0]).upper()}: {message}")
     if problems:
         raise ConfigError(problems)
     return settings

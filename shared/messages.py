@@ -51,7 +51,7 @@ class CheckMessage(_Message):
 
     task_id: int = Field(gt=0)
     lease_token: uuid.UUID
-    reason: Literal["due", "lease_expired", "overdue", "recovery"] = "due"
+    reason: Literal["due", "lease_expired", "overdue", "recovery", "dead_letter"] = "due"
 
 
 class ResultMessage(_Message):
@@ -64,26 +64,40 @@ class ResultMessage(_Message):
     result: dict[str, Any] | None = None
     error: str | None = Field(default=None, max_length=500)
     became_stalled: bool = False
+    became_failed: bool = False  # the last recovery attempt failed: the owner gets an alert
     recovered: bool = False
 
 
+#: Message option counting how often the watchdog re-sent a check out of the dead letters.
+REQUEUES_OPTION = "steamwatch_requeues"
+
+
 def _send(
-    broker: dramatiq.Broker, queue: str, actor: str, payload: _Message, delay_ms: int | None
+    broker: dramatiq.Broker,
+    queue: str,
+    actor: str,
+    payload: _Message,
+    delay_ms: int | None,
+    options: dict[str, Any] | None = None,
 ) -> dramatiq.Message[Any]:
     message: dramatiq.Message[Any] = dramatiq.Message(
         queue_name=queue,
         actor_name=actor,
         args=(),
         kwargs=payload.model_dump(mode="json"),
-        options={},
+        options=dict(options or {}),
     )
     return broker.enqueue(message, delay=delay_ms)
 
 
 def send_check(
-    broker: dramatiq.Broker, message: CheckMessage, *, delay_ms: int | None = None
+    broker: dramatiq.Broker,
+    message: CheckMessage,
+    *,
+    delay_ms: int | None = None,
+    options: dict[str, Any] | None = None,
 ) -> dramatiq.Message[Any]:
-    return _send(broker, CHECKS_QUEUE, CHECK_ACTOR, message, delay_ms)
+    return _send(broker, CHECKS_QUEUE, CHECK_ACTOR, message, delay_ms, options)
 
 
 def send_result(broker: dramatiq.Broker, message: ResultMessage) -> dramatiq.Message[Any]:

@@ -2,9 +2,10 @@
 
 Every transition is one conditional UPDATE on ``(id, lease_token)``: a check whose lease was
 taken from it (expired and re-sent) changes nothing. Whatever happens, a released task has a
-``next_check`` ahead of it: success schedules the interval, failure a capped backoff, five
-failures in a row make it ``stalled`` (the watchdog's to recover), and "no proxy free until T"
-reschedules at T without counting as an error.
+``next_check`` ahead of it: success schedules the interval (and makes a stalled task active
+again), failure a capped backoff, five failures in a row make it ``stalled``, a failed recovery
+attempt waits for the next step of the recovery schedule, the last one makes it ``failed``, and
+"no proxy free until T" reschedules at T without counting as an error.
 """
 
 from __future__ import annotations
@@ -12,16 +13,24 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.models import LAST_ERROR_MAX
 
+if TYPE_CHECKING:
+    from shared.config import Settings
+
 MAX_CONSECUTIVE_ERRORS = 5
 BACKOFF_FLOOR = 10  # seconds: the first retry of a very short interval
 BACKOFF_CAP = 900  # seconds: however many errors, retry at least every 15 minutes
-STALLED_FIRST_RETRY = 60  # seconds: the seed's first recovery delay; the watchdog takes over
+# The seed's recovery loop: 60 s, doubling, capped at 600 s, at most 10 attempts.
+RECOVERY_BASE = 60
+RECOVERY_FACTOR = 2
+RECOVERY_CAP = 600
+RECOVERY_ATTEMPTS = 10
 
 # Constants are literals, not parameters, so PostgreSQL can match the partial index
 # ix_tasks_due even in a generic plan; only the batch and lease length vary.
@@ -29,7 +38,8 @@ _CLAIM = text(
     """
     WITH due AS (
         SELECT id FROM tasks
-        WHERE is_active AND status = 'active' AND lease_token IS NULL AND next_check <= now()
+        WHERE is_active AND status = 'active' AND lease_token IS NULL
+          AND next_check <= now() - make_interval(secs => :overdue_by)
         ORDER BY next_check
         LIMIT :batch
         FOR UPDATE SKIP LOCKED
@@ -58,22 +68,35 @@ _SUCCEED = text(
     """
 )
 
-# consecutive_errors on the right-hand side is the value before this failure.
+# The right-hand sides see the row before this failure. An active task backs off until its
+# fifth failure stalls it; a stalled one waits for the next recovery step, and its last
+# recovery attempt (counted when the watchdog claimed it) makes it failed.
 _FAIL = text(
     """
-    UPDATE tasks
-    SET consecutive_errors = consecutive_errors + 1,
+    UPDATE tasks AS t
+    SET consecutive_errors = t.consecutive_errors + 1,
         last_error = :error,
-        status = CASE WHEN consecutive_errors + 1 >= :max_errors AND status = 'active'
-                      THEN 'stalled' ELSE status END,
+        status = CASE
+            WHEN t.status = 'active' AND t.consecutive_errors + 1 >= :max_errors THEN 'stalled'
+            WHEN t.status = 'stalled' AND t.recovery_attempts >= :max_attempts THEN 'failed'
+            ELSE t.status END,
         next_check = now() + make_interval(secs => CASE
-            WHEN consecutive_errors + 1 >= :max_errors AND status = 'active' THEN :stalled_retry
-            ELSE LEAST(GREATEST(check_interval, :floor) * power(2, consecutive_errors), :cap)
+            WHEN t.status = 'active' AND t.consecutive_errors + 1 >= :max_errors
+                THEN :recovery_base
+            WHEN t.status = 'stalled' AND t.recovery_attempts >= :max_attempts
+                THEN :recovery_cap
+            WHEN t.status = 'stalled'
+                THEN LEAST(:recovery_base
+                           * power(CAST(:recovery_factor AS float8), t.recovery_attempts),
+                           :recovery_cap)
+            ELSE LEAST(GREATEST(t.check_interval, :floor) * power(2, t.consecutive_errors), :cap)
         END),
         last_checked_at = now(),
         lease_token = NULL, lease_expires_at = NULL, updated_at = now()
-    WHERE id = :id AND lease_token = :token
-    RETURNING consecutive_errors, status, next_check
+    FROM (SELECT id, status FROM tasks WHERE id = :id AND lease_token = :token FOR UPDATE) AS p
+    WHERE t.id = p.id
+    RETURNING t.consecutive_errors, t.status, t.next_check, t.recovery_attempts,
+              p.status AS previous_status
     """
 )
 
@@ -106,15 +129,28 @@ class Failure:
     consecutive_errors: int
     status: str
     next_check: datetime
+    recovery_attempts: int
+    previous_status: str
 
     @property
     def became_stalled(self) -> bool:
-        return self.status == "stalled" and self.consecutive_errors == MAX_CONSECUTIVE_ERRORS
+        return self.previous_status == "active" and self.status == "stalled"
+
+    @property
+    def became_failed(self) -> bool:
+        return self.previous_status == "stalled" and self.status == "failed"
 
 
-async def claim_due(session: AsyncSession, *, batch: int, lease_seconds: float) -> list[Claim]:
-    """Lease up to ``batch`` due tasks, oldest first; rows another claimer holds are skipped."""
-    rows = await session.execute(_CLAIM, {"batch": batch, "lease_seconds": lease_seconds})
+async def claim_due(
+    session: AsyncSession, *, batch: int, lease_seconds: float, overdue_by: float = 0
+) -> list[Claim]:
+    """Lease up to ``batch`` due tasks, oldest first; rows another claimer holds are skipped.
+
+    ``overdue_by`` takes only tasks due at least that many seconds ago (the watchdog's catch-up
+    for a scheduler that is down or held back).
+    """
+    params = {"batch": batch, "lease_seconds": lease_seconds, "overdue_by": overdue_by}
+    rows = await session.execute(_CLAIM, params)
     claims = [Claim(r.id, r.lease_token, r.next_check, r.claimed_at) for r in rows]
     # UPDATE ... RETURNING keeps no order: the most overdue are sent first.
     return sorted(claims, key=lambda c: (c.next_check, c.task_id))
@@ -143,11 +179,38 @@ async def release_success(
 
 @dataclass(frozen=True)
 class Backoff:
-    """Retry delays after failures: max(interval, floor) * 2^(errors-1), capped; then stalled."""
+    """Retry delays after failures.
+
+    An active task retries after max(interval, floor) * 2^(errors-1) seconds, capped, and stalls
+    at its fifth failure. A stalled task's recovery attempt k (1-based) comes
+    :meth:`recovery_delay` (k) seconds after the failure before it; the failure of attempt
+    ``recovery_attempts`` makes the task failed.
+    """
 
     floor: float = BACKOFF_FLOOR
     cap: float = BACKOFF_CAP
-    stalled_retry: float = STALLED_FIRST_RETRY
+    recovery_base: float = RECOVERY_BASE
+    recovery_factor: float = RECOVERY_FACTOR
+    recovery_cap: float = RECOVERY_CAP
+    recovery_attempts: int = RECOVERY_ATTEMPTS
+
+    def recovery_delay(self, attempt: int) -> float:
+        """Seconds from the failure before recovery attempt ``attempt`` to that attempt."""
+        return float(
+            min(self.recovery_base * self.recovery_factor ** (attempt - 1), self.recovery_cap)
+        )
+
+
+def backoff_of(settings: Settings) -> Backoff:
+    """The retry and recovery schedule a process's settings ask for."""
+    return Backoff(
+        floor=settings.backoff_floor,
+        cap=settings.backoff_cap,
+        recovery_base=settings.recovery_base,
+        recovery_factor=settings.recovery_factor,
+        recovery_cap=settings.recovery_cap,
+        recovery_attempts=settings.recovery_attempts,
+    )
 
 
 async def release_failure(
@@ -158,18 +221,29 @@ async def release_failure(
     error: str,
     backoff: Backoff = Backoff(),
 ) -> Failure | None:
-    """The check failed: count it, retry after a capped backoff, stall after five in a row."""
+    """The check failed: count it and schedule the retry (backoff, stall, recovery or failed).
+
+    Returns None when the lease was no longer ours (the row is then left alone).
+    """
     params = {
         "id": task_id,
         "token": token,
         "error": error[:LAST_ERROR_MAX],
         "max_errors": MAX_CONSECUTIVE_ERRORS,
-        "stalled_retry": backoff.stalled_retry,
         "floor": backoff.floor,
         "cap": backoff.cap,
+        "recovery_base": backoff.recovery_base,
+        "recovery_factor": backoff.recovery_factor,
+        "recovery_cap": backoff.recovery_cap,
+        "max_attempts": backoff.recovery_attempts,
     }
     row = (await session.execute(_FAIL, params)).first()
-    return None if row is None else Failure(row.consecutive_errors, row.status, row.next_check)
+    if row is None:
+        return None
+    return Failure(
+        row.consecutive_errors, row.status, row.next_check, row.recovery_attempts,
+        row.previous_status,
+    )  # fmt: skip
 
 
 async def defer(

@@ -40,6 +40,8 @@ class Fetcher:
     broker: dramatiq.Broker
     count: Count  # outcome -> metric: "ok", "error", "deferred" (no proxy free), "dropped_<why>"
     backoff: Backoff = Backoff()
+    # A task changed status: "stalled", "recovered" or "failed" -> metric.
+    transition: Count = lambda _status: None
 
 
 async def fetch(steam: SteamClient, kind: str, item: Item) -> Result:
@@ -115,6 +117,9 @@ async def check_task(fetcher: Fetcher, message: CheckMessage) -> ResultMessage |
                 .on_conflict_do_nothing(constraint="uq_price_history_check")
             )
             fetcher.count("ok")
+            if success.recovered:
+                fetcher.transition("recovered")
+                log.info("task recovered", task_id=task_id, reason=message.reason)
             reply = ResultMessage(task_id=task_id, lease_token=token, checked_at=checked_at,
                                   outcome="ok", result=result.to_dict(),
                                   recovered=success.recovered)  # fmt: skip
@@ -132,11 +137,18 @@ async def check_task(fetcher: Fetcher, message: CheckMessage) -> ResultMessage |
                 task_id=task_id,
                 error=error,
                 consecutive_errors=failure.consecutive_errors,
+                recovery_attempts=failure.recovery_attempts,
                 status=failure.status,
+                next_check=failure.next_check.isoformat(),
             )
+            if failure.became_stalled or failure.became_failed:
+                fetcher.transition(failure.status)
+                log.error(f"task {failure.status}", task_id=task_id, error=error,
+                          recovery_attempts=failure.recovery_attempts)  # fmt: skip
             reply = ResultMessage(task_id=task_id, lease_token=token, checked_at=checked_at,
                                   outcome="error", error=error[:500],
-                                  became_stalled=failure.became_stalled)  # fmt: skip
+                                  became_stalled=failure.became_stalled,
+                                  became_failed=failure.became_failed)  # fmt: skip
     # Sent once the row is committed: the publisher never sees a check that did not happen.
     send_result(fetcher.broker, reply)
     return reply

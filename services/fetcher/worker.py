@@ -13,12 +13,15 @@ from services.fetcher.steam import SteamResources
 from shared.broker import CHECK_ACTOR, CHECKS_QUEUE
 from shared.messages import CheckMessage, guarded
 from shared.resources import setup_worker
-from shared.schedule import Backoff
+from shared.schedule import backoff_of
 
 SERVICE = "fetcher"
 QUEUES = (CHECKS_QUEUE,)
 
 CHECKS = Counter("steamwatch_checks", "Checks by outcome", ["outcome"])
+TRANSITIONS = Counter(
+    "steamwatch_task_transitions", "Tasks that became stalled, recovered or failed", ["to"]
+)
 
 
 def setup() -> None:
@@ -26,17 +29,17 @@ def setup() -> None:
     steam = SteamResources(settings=settings, resources=resources)
     broker.add_middleware(steam)
 
-    backoff = Backoff(
-        floor=settings.backoff_floor, cap=settings.backoff_cap, stalled_retry=settings.recovery_base
-    )
+    backoff = backoff_of(settings)
 
     def count(outcome: str) -> None:
         CHECKS.labels(outcome=outcome).inc()
 
+    def transition(status: str) -> None:
+        TRANSITIONS.labels(to=status).inc()
+
     async def check(message: CheckMessage) -> None:
-        fetcher = Fetcher(
-            db=resources.pools.db, steam=steam.client, broker=broker, count=count, backoff=backoff
-        )
+        fetcher = Fetcher(db=resources.pools.db, steam=steam.client, broker=broker, count=count,
+                          backoff=backoff, transition=transition)  # fmt: skip
         await check_task(fetcher, message)
 
     dramatiq.actor(

@@ -43,7 +43,11 @@ async def publish_result(pub: Publisher, message: ResultMessage) -> list[Event]:
     """Judge one result; returns the events published now (none for a duplicate)."""
     async with pub.db.session_scope() as session:
         task = await session.get(Task, message.task_id, with_for_update=True)
-        if task is None or not task.is_active or task.status in ("paused", "failed"):
+        # The failure that made a task failed is the one result judged for a failed task: its
+        # owner must hear that the watch gave up.
+        giving_up = task is not None and message.became_failed and task.status == "failed"
+        if task is None or not task.is_active or (task.status in ("paused", "failed")
+                                                  and not giving_up):  # fmt: skip
             why = "gone" if task is None else "inactive"
             log.info("result dropped", task_id=message.task_id, reason=why)
             pub.count(f"dropped_{why}")
@@ -51,6 +55,12 @@ async def publish_result(pub: Publisher, message: ResultMessage) -> list[Event]:
         item = Item(task.appid, task.market_hash_name, task.currency)
         about: dict[str, Any] = {"task_id": task.id, "owner": task.owner, "item": item}
         events: list[Event] = []
+        if giving_up:
+            events.append(Event.about_task(
+                "failed", **about, occasion=message.lease_token, at=message.checked_at,
+                data={"error": message.error, "recovery_attempts": task.recovery_attempts,
+                      "consecutive_errors": task.consecutive_errors},
+            ))  # fmt: skip
         if message.became_stalled:
             events.append(Event.about_task(
                 "stalled", **about, occasion=message.lease_token, at=message.checked_at,

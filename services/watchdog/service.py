@@ -1,27 +1,45 @@
-"""The watchdog process: every pass, find stalled, expired and overdue work and re-send it.
+"""The watchdog process: every tick, one pass that finds stalled, expired and overdue work.
 
-The repairs arrive with the watchdog issue; this module owns the process around them.
+Safe with several replicas: every repair claims its rows with ``SKIP LOCKED`` and re-checks
+them as it changes them (see :mod:`services.watchdog.watch`).
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from services.watchdog.watch import Watchdog
+from shared.broker import create_broker
 from shared.config import Settings
 from shared.lifecycle import run_ticking_service
-from shared.resources import Pools, pool_spec
+from shared.resources import pool_spec
+from shared.schedule import backoff_of
 
 SERVICE = "watchdog"
 
 
-async def watch_pass(pools: Pools) -> None:
-    """One tick. Repairs are added by the watchdog issue."""
+def watchdog_of(settings: Settings, *, redis_url: str) -> Watchdog:
+    """The watchdog a process's settings describe, sending through a broker on ``redis_url``."""
+    return Watchdog(
+        broker=create_broker(redis_url=redis_url),
+        lease_seconds=settings.lease_seconds,
+        grace=settings.watchdog_grace,
+        batch=settings.watchdog_batch,
+        high_water=settings.scheduler_high_water,
+        dead_letter_batch=settings.dead_letter_batch,
+        dead_letter_requeues=settings.dead_letter_requeues,
+        backoff=backoff_of(settings),
+    )
 
 
 def main(settings: Settings, *, database_url: str, redis_url: str) -> None:
     spec = pool_spec(settings, service=SERVICE, database_url=database_url, redis_url=redis_url)
+    watchdog = watchdog_of(settings, redis_url=redis_url)
     asyncio.run(
         run_ticking_service(
-            service=SERVICE, spec=spec, interval=settings.watchdog_tick, one_pass=watch_pass
+            service=SERVICE,
+            spec=spec,
+            interval=settings.watchdog_tick,
+            one_pass=watchdog.run_pass,
         )
     )

@@ -10,8 +10,10 @@ from sqlalchemy import insert, select, text
 
 from shared.db import Database
 from shared.models import Task
+from shared.repairs import claim_recovery
 from shared.schedule import (
     MAX_CONSECUTIVE_ERRORS,
+    Backoff,
     claim_due,
     defer,
     release_failure,
@@ -154,3 +156,105 @@ async def test_no_proxy_free_defers_without_counting_an_error(db: Database) -> N
     assert (task.consecutive_errors, task.lease_token, task.next_check) == (0, None, at)
     async with db.session_scope() as s:
         assert (await s.scalar(select(Task.status).where(Task.id == task_id))) == "active"
+
+
+async def _stall(db: Database, task_id: int) -> None:
+    """Five failed checks in a row: the task is stalled with its first recovery attempt ahead."""
+    for _ in range(MAX_CONSECUTIVE_ERRORS):
+        async with db.session_scope() as s:
+            await s.execute(text("UPDATE tasks SET next_check = now() WHERE id = :id"), {"id": task_id})
+            [claim] = await claim_due(s, batch=1, lease_seconds=30)
+        async with db.session_scope() as s:
+            await release_failure(s, task_id=task_id, token=claim.lease_token, error="HTTP 503")
+
+
+async def _recovery_attempt(db: Database, task_id: int) -> uuid.UUID:
+    async with db.session_scope() as s:
+        await s.execute(text("UPDATE tasks SET next_check = now() WHERE id = :id"), {"id": task_id})
+        [lease] = await claim_recovery(s, batch=1, lease_seconds=30)
+    assert lease.token is not None
+    return lease.token
+
+
+def test_the_recovery_schedule_is_the_seeds_by_default() -> None:
+    backoff = Backoff()
+    assert [backoff.recovery_delay(k) for k in range(1, 11)] == [
+        60, 120, 240, 480, 600, 600, 600, 600, 600, 600
+    ]
+    scaled = Backoff(recovery_base=0.5, recovery_factor=3, recovery_cap=10, recovery_attempts=4)
+    assert [scaled.recovery_delay(k) for k in range(1, 5)] == [0.5, 1.5, 4.5, 10]
+
+
+async def test_failed_recovery_attempts_follow_the_schedule_and_the_tenth_fails_the_task(
+    db: Database,
+) -> None:
+    [task_id] = await _add(db, _rows(1))
+    await _stall(db, task_id)
+    backoff = Backoff()
+    delays, outcomes = [], []
+    for attempt in range(1, backoff.recovery_attempts + 1):
+        token = await _recovery_attempt(db, task_id)
+        assert (await _task(db, task_id)).recovery_attempts == attempt  # counted when claimed
+        async with db.session_scope() as s:
+            failure = await release_failure(s, task_id=task_id, token=token, error="HTTP 503")
+        assert failure is not None
+        delays.append(round((failure.next_check - datetime.now(UTC)).total_seconds()))
+        outcomes.append((failure.status, failure.became_stalled, failure.became_failed))
+    # After attempt k fails, attempt k+1 waits the schedule's next step; the tenth gives up.
+    assert delays[:-1] == [backoff.recovery_delay(k) for k in range(2, 11)]
+    assert outcomes[:-1] == [("stalled", False, False)] * 9
+    assert outcomes[-1] == ("failed", False, True)
+    task = await _task(db, task_id)
+    assert (task.status, task.recovery_attempts, task.lease_token) == ("failed", 10, None)
+    assert task.consecutive_errors == MAX_CONSECUTIVE_ERRORS + 10
+    async with db.session_scope() as s:  # a failed task is claimed by nobody
+        assert await claim_due(s, batch=10, lease_seconds=30) == []
+        await s.execute(text("UPDATE tasks SET next_check = now() - interval '1 hour'"))
+        assert await claim_recovery(s, batch=10, lease_seconds=30) == []
+
+
+async def test_a_successful_recovery_attempt_makes_the_task_active_with_counters_reset(
+    db: Database,
+) -> None:
+    [task_id] = await _add(db, _rows(1))
+    await _stall(db, task_id)
+    token = await _recovery_attempt(db, task_id)
+    async with db.session_scope() as s:
+        failure = await release_failure(s, task_id=task_id, token=token, error="HTTP 503")
+    assert failure is not None and failure.status == "stalled"
+    token = await _recovery_attempt(db, task_id)
+    async with db.session_scope() as s:
+        success = await release_success(s, task_id=task_id, token=token)
+    assert success is not None and success.recovered
+    task = await _task(db, task_id)
+    assert (task.status, task.consecutive_errors, task.recovery_attempts, task.last_error) == (
+        "active", 0, 0, None
+    )
+    assert 55 < (task.next_check - datetime.now(UTC)).total_seconds() <= 60
+
+
+async def test_a_task_paused_during_recovery_stays_paused_whatever_its_check_says(
+    db: Database,
+) -> None:
+    first, second = await _add(db, _rows(2, due=False))
+    for task_id in (first, second):
+        await _stall(db, task_id)
+    tokens = {task_id: await _recovery_attempt(db, task_id) for task_id in (first, second)}
+    async with db.session_scope() as s:
+        await s.execute(text("UPDATE tasks SET status = 'paused'"))
+    async with db.session_scope() as s:
+        assert await release_success(s, task_id=first, token=tokens[first]) is not None
+        failure = await release_failure(s, task_id=second, token=tokens[second], error="x")
+    assert failure is not None and not failure.became_failed
+    assert [(await _task(db, t)).status for t in (first, second)] == ["paused", "paused"]
+
+
+async def test_an_overdue_claim_takes_only_tasks_due_longer_ago_than_the_grace(
+    db: Database,
+) -> None:
+    late = await _add(db, _rows(2, next_check=datetime.now(UTC) - timedelta(seconds=90)))
+    await _add(db, _rows(3, next_check=datetime.now(UTC) - timedelta(seconds=10)))
+    async with db.session_scope() as s:
+        claims = await claim_due(s, batch=100, lease_seconds=30, overdue_by=30)
+    assert sorted(c.task_id for c in claims) == late
+    assert all(c.lag >= 90 for c in claims)

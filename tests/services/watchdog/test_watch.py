@@ -1,0 +1,239 @@
+"""One watchdog pass at a time, in process, against real PostgreSQL, Redis and a dramatiq broker.
+
+Given rows in every state, when a pass runs, I expect exactly the stalled work re-sent (each
+under the lease the row now holds), nothing else touched, and the metrics to say so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dramatiq
+import pytest
+import redis.asyncio
+from prometheus_client import REGISTRY
+from sqlalchemy import select, update
+
+from services.watchdog.watch import Watchdog
+from shared.broker import CHECKS_QUEUE, RESULTS_QUEUE, create_broker
+from shared.db import Database
+from shared.messages import REQUEUES_OPTION, CheckMessage, ResultMessage
+from shared.models import Task
+from shared.resources import Pools
+from tests.shared.test_schedule import _add, _rows, _task
+
+PAST = datetime.now(UTC) - timedelta(minutes=5)
+
+
+@pytest.fixture
+async def pools(db: Database, redis_url: str) -> AsyncIterator[Pools]:
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        yield Pools(db=db, redis=client)
+    finally:
+        await client.aclose()
+
+
+def make_watchdog(redis_url: str, **overrides: Any) -> Watchdog:
+    settings: dict[str, Any] = {"lease_seconds": 30, "grace": 30, "batch": 100,
+                                "high_water": 10_000, "dead_letter_batch": 100,
+                                "dead_letter_requeues": 3}  # fmt: skip
+    return Watchdog(broker=create_broker(redis_url=redis_url), **{**settings, **overrides})
+
+
+async def queued(pools: Pools, queue: str = CHECKS_QUEUE) -> list[dict[str, Any]]:
+    """The messages waiting in ``queue``: kwargs plus the options they carry."""
+    raw = await pools.redis.hvals(f"steamwatch:{queue}.msgs")
+    return [{**json.loads(m)["kwargs"], "options": json.loads(m)["options"]} for m in raw]
+
+
+async def lease(db: Database, task_id: int, *, expired: bool) -> uuid.UUID:
+    token = uuid.uuid4()
+    expiry = datetime.now(UTC) + (timedelta(seconds=-1) if expired else timedelta(minutes=5))
+    async with db.session_scope() as s:
+        await s.execute(
+            update(Task).where(Task.id == task_id).values(lease_token=token, lease_expires_at=expiry)
+        )
+    return token
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def dead_letter(broker: dramatiq.Broker, queue: str, actor: str, kwargs: dict[str, Any],
+                **options: Any) -> None:  # fmt: skip
+    """Enqueue a message and nack it, as a worker does when the message's retries run out."""
+    sent = broker.enqueue(dramatiq.Message(queue_name=queue, actor_name=actor, args=(),
+                                           kwargs=kwargs, options=dict(options)))  # fmt: skip
+    consumer = broker.consume(queue, prefetch=1, timeout=1000)
+    try:
+        for proxy in consumer:
+            if proxy is not None and proxy.message_id == sent.message_id:
+                consumer.nack(proxy)
+                return
+    finally:
+        consumer.close()
+
+
+async def test_one_pass_resends_expired_overdue_and_due_recovery_work_and_nothing_else(
+    db: Database, pools: Pools, redis_url: str
+) -> None:
+    expired, overdue, recovering = await _add(db, [
+        *_rows(1), *_rows(1, next_check=PAST), *_rows(1, status="stalled", next_check=PAST,
+                                                      recovery_attempts=2, consecutive_errors=7),
+    ])  # fmt: skip
+    paused_expired, recent, stalled_later, paused_stalled, inactive_overdue, held = await _add(db, [
+        *_rows(1, status="paused"),
+        *_rows(1, next_check=datetime.now(UTC) - timedelta(seconds=5)),  # within the grace
+        *_rows(1, status="stalled", next_check=datetime.now(UTC) + timedelta(minutes=1)),
+        *_rows(1, status="paused", next_check=PAST, recovery_attempts=2),
+        *_rows(1, is_active=False, next_check=PAST),
+        *_rows(1, next_check=PAST),
+    ])  # fmt: skip
+    old_token = await lease(db, expired, expired=True)
+    await lease(db, paused_expired, expired=True)
+    held_token = await lease(db, held, expired=False)
+    before = {r: metric("steamwatch_watchdog_resent_total", reason=r)
+              for r in ("lease_expired", "overdue", "recovery")}  # fmt: skip
+    released_before = metric("steamwatch_watchdog_released_total", why="paused")
+
+    report = await make_watchdog(redis_url).run_pass(pools)
+
+    assert report.sent("lease_expired") == [expired]
+    assert report.sent("overdue") == [overdue]
+    assert report.sent("recovery") == [recovering]
+    assert [s.attempt for s in report.sends if s.reason == "recovery"] == [3]
+    assert [(lease.task_id, lease.why_released) for lease in report.released] == [
+        (paused_expired, "paused")
+    ]
+    sent = await queued(pools)
+    async with db.session_scope() as s:
+        rows = {t.id: t for t in (await s.scalars(select(Task))).all()}
+    # One message per repaired task, under the lease its row holds now.
+    assert sorted((m["task_id"], m["reason"]) for m in sent) == sorted(
+        [(expired, "lease_expired"), (overdue, "overdue"), (recovering, "recovery")]
+    )
+    assert all(m["lease_token"] == str(rows[m["task_id"]].lease_token) for m in sent)
+    assert rows[expired].lease_token != old_token
+    assert rows[recovering].recovery_attempts == 3
+    assert rows[paused_expired].lease_token is None
+    assert rows[held].lease_token == held_token
+    for untouched in (recent, stalled_later, paused_stalled, inactive_overdue):
+        assert rows[untouched].lease_token is None, untouched
+    assert rows[paused_stalled].recovery_attempts == 2
+    assert report.stalled == 2  # recovering and stalled_later; the paused one is not stalled
+    assert metric("steamwatch_tasks_stalled") == 2
+    for reason, value in before.items():
+        assert metric("steamwatch_watchdog_resent_total", reason=reason) == value + 1
+    assert metric("steamwatch_watchdog_released_total", why="paused") == released_before + 1
+
+    # Everything repaired now holds a fresh lease: a second pass has nothing to do.
+    again = await make_watchdog(redis_url).run_pass(pools)
+    assert again.sends == [] and again.released == []
+    assert len(await queued(pools)) == 3
+
+
+async def test_dead_letters_a_live_check_is_resent_and_everything_else_dropped_with_a_reason(
+    db: Database, pools: Pools, redis_url: str
+) -> None:
+    live, paused, stale, poison = await _add(db, [
+        *_rows(1), *_rows(1, status="paused"), *_rows(1), *_rows(1),
+    ])  # fmt: skip
+    tokens = {t: await lease(db, t, expired=False) for t in (live, paused, stale, poison)}
+    broker = create_broker(redis_url=redis_url)
+
+    def check(task_id: int, token: uuid.UUID) -> dict[str, Any]:
+        return CheckMessage(task_id=task_id, lease_token=token).model_dump(mode="json")
+
+    dead_letter(broker, CHECKS_QUEUE, "check_task", check(live, tokens[live]), retries=5)
+    dead_letter(broker, CHECKS_QUEUE, "check_task", check(paused, tokens[paused]))
+    dead_letter(broker, CHECKS_QUEUE, "check_task", check(stale, uuid.uuid4()))
+    dead_letter(broker, CHECKS_QUEUE, "check_task", check(poison, tokens[poison]),
+                traceback="Traceback ...\nOperationalError: connection refused",
+                **{REQUEUES_OPTION: 3})  # fmt: skip
+    dead_letter(broker, CHECKS_QUEUE, "check_task", {"task_id": "seven"})
+    dead_letter(broker, CHECKS_QUEUE, "some_other_actor", {})
+    result = ResultMessage(task_id=live, lease_token=uuid.uuid4(), checked_at=datetime.now(UTC),
+                           outcome="ok", result={})  # fmt: skip
+    dead_letter(broker, RESULTS_QUEUE, "publish_result", result.model_dump(mode="json"))
+    await pools.redis.zadd("steamwatch:checks.XQ", {"junk": 1})
+    await pools.redis.hset("steamwatch:checks.XQ.msgs", "junk", b"\x00garbage")
+    dropped_before = metric("steamwatch_watchdog_dead_letters_dropped_total",
+                            queue="checks", reason="paused")  # fmt: skip
+
+    report = await make_watchdog(redis_url).run_pass(pools)
+
+    assert report.sent("dead_letter") == [live]
+    reasons = sorted((d.letter.queue, d.reason, d.task_id) for d in report.dropped)
+    assert reasons == sorted([
+        ("checks", "paused", paused), ("checks", "superseded", stale),
+        ("checks", "requeued_too_often", poison), ("checks", "malformed", "seven"),
+        ("checks", "not_a_check", None), ("checks", "undecodable", None),
+        ("results", "result", live),
+    ])  # fmt: skip
+    # The live check: a fresh lease, sent with its re-send counted in the message.
+    [resent] = [m for m in await queued(pools) if m["task_id"] == live]
+    row = await _task(db, live)
+    assert resent["lease_token"] == str(row.lease_token) != str(tokens[live])
+    assert (resent["reason"], resent["options"][REQUEUES_OPTION]) == ("dead_letter", 1)
+    # The poison check became a failed check of its task: counted, released, reported.
+    row = await _task(db, poison)
+    assert (row.consecutive_errors, row.lease_token) == (1, None)
+    assert row.next_check > datetime.now(UTC)
+    assert "dead-lettered after 3 re-sends: OperationalError: connection refused" in (
+        row.last_error or ""
+    )
+    [failure] = await queued(pools, RESULTS_QUEUE)
+    assert (failure["task_id"], failure["outcome"]) == (poison, "error")
+    assert (await _task(db, paused)).lease_token == tokens[paused]  # never revived
+    assert report.dead_letters == {"checks": 0, "results": 0}
+    assert metric("steamwatch_dead_letters", queue="checks") == 0
+    assert metric("steamwatch_watchdog_dead_letters_dropped_total", queue="checks",
+                  reason="paused") == dropped_before + 1  # fmt: skip
+
+
+async def test_a_deep_checks_queue_holds_the_watchdog_back_until_it_drains(
+    db: Database, pools: Pools, redis_url: str
+) -> None:
+    [overdue] = await _add(db, _rows(1, next_check=PAST))
+    broker = create_broker(redis_url=redis_url)
+    watchdog = make_watchdog(redis_url, high_water=5)
+    for _ in range(5):
+        broker.enqueue(dramatiq.Message(queue_name=CHECKS_QUEUE, actor_name="check_task",
+                                        args=(), kwargs={}, options={}))  # fmt: skip
+    report = await watchdog.run_pass(pools)
+    assert report.held_back and report.sends == []
+    assert (await _task(db, overdue)).lease_token is None
+    await pools.redis.delete("steamwatch:checks", "steamwatch:checks.msgs")
+    report = await watchdog.run_pass(pools)
+    assert report.sent("overdue") == [overdue]
+
+
+async def test_two_watchdogs_passing_at_once_send_each_task_once(
+    db: Database, pools: Pools, redis_url: str, database_url: str
+) -> None:
+    expired = await _add(db, _rows(60))
+    for task_id in expired:
+        await lease(db, task_id, expired=True)
+    overdue = await _add(db, _rows(60, next_check=PAST))
+    stalled = await _add(db, _rows(30, status="stalled", next_check=PAST))
+    other_db = Database.create(url=database_url, pool_size=2, max_overflow=0, pool_timeout=30)
+    try:
+        small = {"batch": 7}
+        reports = []
+        for _ in range(12):
+            reports += await asyncio.gather(
+                make_watchdog(redis_url, **small).run_pass(pools),
+                make_watchdog(redis_url, **small).run_pass(Pools(db=other_db, redis=pools.redis)),
+            )
+    finally:
+        await other_db.dispose()
+    sent = sorted(s.task_id for report in reports for s in report.sends)
+    assert sent == sorted(expired + overdue + stalled)  # each exactly once
+    assert sorted(m["task_id"] for m in await queued(pools)) == sent

@@ -1,0 +1,123 @@
+"""The watchdog's transitions against real PostgreSQL: each re-checks the row as it changes it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, text, update
+
+from shared.db import Database
+from shared.models import Task
+from shared.repairs import (
+    claim_recovery,
+    count_stalled,
+    reclaim_expired,
+    release_dead_letter,
+)
+from tests.shared.test_schedule import _add, _rows, _task
+
+PAST = datetime.now(UTC) - timedelta(minutes=5)
+
+
+async def _lease(db: Database, task_id: int, *, expired: bool) -> uuid.UUID:
+    token = uuid.uuid4()
+    expiry = datetime.now(UTC) + (timedelta(seconds=-1) if expired else timedelta(minutes=5))
+    async with db.session_scope() as s:
+        await s.execute(
+            update(Task).where(Task.id == task_id).values(lease_token=token, lease_expires_at=expiry)
+        )
+    return token
+
+
+async def test_expired_leases_of_live_tasks_are_renewed_and_the_others_released(
+    db: Database,
+) -> None:
+    active, stalled, paused, failed, inactive, fresh = await _add(db, [
+        *_rows(1), *_rows(1, status="stalled", recovery_attempts=3), *_rows(1, status="paused"),
+        *_rows(1, status="failed"), *_rows(1, is_active=False), *_rows(1),
+    ])  # fmt: skip
+    old = {t: await _lease(db, t, expired=t != fresh) for t in (active, stalled, paused, failed,
+                                                                 inactive, fresh)}  # fmt: skip
+    async with db.session_scope() as s:
+        leases = await reclaim_expired(s, batch=100, lease_seconds=30)
+    by_task = {lease.task_id: lease for lease in leases}
+    assert sorted(by_task) == sorted([active, stalled, paused, failed, inactive])  # not `fresh`
+    for task_id in (active, stalled):
+        lease = by_task[task_id]
+        assert lease.token is not None and lease.token != old[task_id]
+        row = await _task(db, task_id)
+        assert row.lease_token == lease.token
+        assert row.lease_expires_at is not None and row.lease_expires_at > datetime.now(UTC)
+    # A re-sent recovery attempt is the same attempt: not counted again.
+    assert by_task[stalled].recovery_attempts == 3
+    for task_id, why in ((paused, "paused"), (failed, "failed"), (inactive, "deactivated")):
+        assert by_task[task_id].token is None and by_task[task_id].why_released == why
+        row = await _task(db, task_id)
+        assert (row.lease_token, row.lease_expires_at) == (None, None)
+    assert (await _task(db, fresh)).lease_token == old[fresh]
+
+
+async def test_stalled_tasks_are_claimed_for_recovery_only_when_due_and_live(db: Database) -> None:
+    due = await _add(db, _rows(2, status="stalled", next_check=PAST, recovery_attempts=1))
+    await _add(db, [
+        *_rows(1, status="stalled", next_check=datetime.now(UTC) + timedelta(minutes=1)),
+        *_rows(1, status="paused", next_check=PAST), *_rows(1, status="failed", next_check=PAST),
+        *_rows(1, status="stalled", is_active=False, next_check=PAST),
+        *_rows(1, status="active", next_check=PAST),
+    ])  # fmt: skip
+    [leased] = await _add(db, _rows(1, status="stalled", next_check=PAST))
+    await _lease(db, leased, expired=False)
+    async with db.session_scope() as s:
+        leases = await claim_recovery(s, batch=100, lease_seconds=30)
+    assert [lease.task_id for lease in leases] == due
+    assert all(lease.recovery_attempts == 2 and lease.token for lease in leases)
+    async with db.session_scope() as s:  # leased now: not claimed again
+        assert await claim_recovery(s, batch=100, lease_seconds=30) == []
+    async with db.session_scope() as s:
+        assert await count_stalled(s) == 4  # due, not yet due and leased: inactive is not counted
+
+
+async def test_two_watchdogs_never_take_the_same_expired_lease(db: Database) -> None:
+    ids = await _add(db, _rows(200))
+    for task_id in ids:
+        await _lease(db, task_id, expired=True)
+
+    async def sweeper() -> list[int]:
+        got = []
+        for _ in range(10):
+            async with db.session_scope() as s:
+                got += [lease.task_id for lease in await reclaim_expired(s, batch=15, lease_seconds=30)]
+        return got
+
+    first, second = await asyncio.gather(sweeper(), sweeper())
+    assert set(first).isdisjoint(second)
+    assert sorted(first + second) == ids
+
+
+async def test_a_dead_lettered_check_is_leased_afresh_only_while_its_lease_is_current(
+    db: Database,
+) -> None:
+    live, stale, paused, failed, inactive, gone = await _add(db, [
+        *_rows(1), *_rows(1), *_rows(1, status="paused"), *_rows(1, status="failed"),
+        *_rows(1, is_active=False), *_rows(1),
+    ])  # fmt: skip
+    tokens = {t: await _lease(db, t, expired=False) for t in (live, stale, paused, failed,
+                                                               inactive, gone)}  # fmt: skip
+    async with db.session_scope() as s:
+        await s.execute(delete(Task).where(Task.id == gone))
+        await s.execute(text("UPDATE tasks SET lease_token = gen_random_uuid() WHERE id = :id"),
+                        {"id": stale})  # fmt: skip
+    answers = {}
+    for task_id, token in tokens.items():
+        async with db.session_scope() as s:
+            answers[task_id] = await release_dead_letter(
+                s, task_id=task_id, token=token, lease_seconds=30
+            )
+    lease = answers.pop(live)
+    assert not isinstance(lease, str) and lease.token not in (None, tokens[live])
+    assert (await _task(db, live)).lease_token == lease.token
+    assert answers == {stale: "superseded", paused: "paused", failed: "failed",
+                       inactive: "deactivated", gone: "gone"}  # fmt: skip
+    assert (await _task(db, paused)).lease_token == tokens[paused]  # untouched
