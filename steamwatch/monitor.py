@@ -13,6 +13,7 @@ from collections.abc import Callable
 import redis.asyncio
 from sqlalchemy import text
 
+from shared import deadletters
 from shared.broker import CHECKS_QUEUE, RESULTS_QUEUE, queue_key
 from shared.db import Database
 from steamwatch.tail import follow
@@ -23,6 +24,7 @@ _STATUS = text(
       (SELECT count(*) FROM price_history WHERE checked_at > now() - interval '1 minute') AS checks,
       (SELECT count(*) FROM tasks WHERE consecutive_errors > 0 AND status = 'active') AS failing,
       (SELECT count(*) FROM tasks WHERE status = 'stalled') AS stalled,
+      (SELECT count(*) FROM tasks WHERE status = 'failed') AS failed,
       (SELECT coalesce(extract(epoch FROM now() - min(next_check)), 0) FROM tasks
         WHERE is_active AND status = 'active' AND lease_token IS NULL AND next_check < now()) AS lag
     """
@@ -34,9 +36,11 @@ async def status_line(db: Database, client: redis.asyncio.Redis) -> str:
         row = (await session.execute(_STATUS)).one()
     checks_q = await client.llen(queue_key(CHECKS_QUEUE))
     results_q = await client.llen(queue_key(RESULTS_QUEUE))
+    dead = sum([await deadletters.depth(client, q) for q in (CHECKS_QUEUE, RESULTS_QUEUE)])
     return (
         f"status: {row.checks} checks/min, {row.failing} failing, {row.stalled} stalled, "
-        f"queues checks={checks_q} results={results_q}, lag {float(row.lag):.1f}s"
+        f"{row.failed} failed, queues checks={checks_q} results={results_q} dead={dead}, "
+        f"lag {float(row.lag):.1f}s"
     )
 
 

@@ -33,6 +33,10 @@ BAD_VALUES = [
     pytest.param("STEAMWATCH_LOG_LEVEL", "LOUD", "DEBUG", id="unknown-log-level"),
     pytest.param("STEAMWATCH_STEAM_FAMILY", "beta", "legacy", id="unknown-family"),
     pytest.param("STEAMWATCH_DATABSE_URL", "postgresql://db/x", "unknown setting", id="misspelt-variable"),
+    pytest.param("STEAMWATCH_RECOVERY_CAP", "30", "shorter than STEAMWATCH_RECOVERY_BASE", id="recovery-cap-under-base"),
+    pytest.param("STEAMWATCH_RECOVERY_FACTOR", "0.5", "greater than or equal to 1", id="recovery-shrinking"),
+    pytest.param("STEAMWATCH_RECOVERY_ATTEMPTS", "0", "greater than or equal to 1", id="no-recovery-attempts"),
+    pytest.param("STEAMWATCH_WATCHDOG_GRACE", "-1", "greater than or equal to 0", id="negative-grace"),
 ]  # fmt: skip
 
 

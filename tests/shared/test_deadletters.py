@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import dramatiq
+import pytest
 import redis
 import redis.asyncio
 
@@ -33,7 +34,10 @@ async def test_nacked_messages_are_read_oldest_first_and_removed(redis_url: str)
     first = dead_letter(broker, {"task_id": 1, "lease_token": "x"}, retries=5)
     second = dead_letter(broker, {"task_id": 2, "lease_token": "y"})
     raw = redis.Redis.from_url(redis_url)
-    raw.zadd("steamwatch:checks.XQ", {"garbage": time.time() * 1000 + 10_000})
+    # Two nacks may share a millisecond (then Redis orders them by id): a minute apart instead.
+    now_ms = time.time() * 1000
+    raw.zadd("steamwatch:checks.XQ", {first: now_ms - 60_000, second: now_ms}, xx=True)
+    raw.zadd("steamwatch:checks.XQ", {"garbage": now_ms + 10_000})
     raw.hset("steamwatch:checks.XQ.msgs", "garbage", b"\xff\x00 not json")
     client = redis.asyncio.Redis.from_url(redis_url)
     try:
@@ -43,7 +47,7 @@ async def test_nacked_messages_are_read_oldest_first_and_removed(redis_url: str)
         assert letters[0].message is not None
         assert letters[0].message.kwargs == {"task_id": 1, "lease_token": "x"}
         assert letters[0].message.options["retries"] == 5
-        assert letters[0].dead_at <= letters[1].dead_at
+        assert letters[1].dead_at - letters[0].dead_at == pytest.approx(60, abs=0.01)
         assert letters[2].message is None and "undecodable" in (letters[2].problem or "")
         assert [x.entry_id for x in await deadletters.oldest(client, CHECKS_QUEUE, limit=1)] == [
             first
