@@ -3,11 +3,13 @@
 A message whose retries ran out is moved by dramatiq's Redis broker (``dispatch.lua``) to
 ``<namespace>:<queue>.XQ``, a sorted set of message ids scored by when they died, with the
 encoded messages in ``<namespace>:<queue>.XQ.msgs``. dramatiq itself only drops entries older
-than its ``dead_message_ttl`` (7 days); the watchdog and ``steamwatch queues`` read them here.
+than its ``dead_message_ttl`` (7 days); the watchdog and ``steamwatch queues dlq`` use them here.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -81,3 +83,37 @@ async def remove(redis: Redis, letters: Sequence[DeadLetter]) -> None:
             pipe.zrem(key, letter.entry_id)
             pipe.hdel(f"{key}.msgs", letter.entry_id)
         await pipe.execute()
+
+
+#: Options a dead message carries that must not follow it back into its queue.
+_SPENT_OPTIONS = ("redis_message_id", "retries", "traceback", "eta")
+
+
+async def requeue(
+    redis: Redis, broker: dramatiq.Broker, letters: Sequence[DeadLetter]
+) -> list[DeadLetter]:
+    """Send readable letters back to their queue with fresh retries; returns those requeued.
+
+    A requeued check whose lease moved on meanwhile is dropped by the fetcher as stale.
+    """
+    requeued = []
+    for letter in letters:
+        if letter.message is None:
+            continue
+        options = {k: v for k, v in letter.message.options.items() if k not in _SPENT_OPTIONS}
+        fresh = letter.message.copy(queue_name=letter.queue)
+        fresh = dataclasses.replace(fresh, options=options)
+        await asyncio.to_thread(broker.enqueue, fresh)
+        await remove(redis, [letter])
+        requeued.append(letter)
+    return requeued
+
+
+async def purge(redis: Redis, queue: str) -> int:
+    """Drop every dead letter of ``queue``; returns how many there were."""
+    key = dead_letter_key(queue)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.zcard(key)
+        pipe.delete(key, f"{key}.msgs")
+        count, _ = await pipe.execute()
+    return int(count)

@@ -12,8 +12,9 @@ from typing import NoReturn
 
 import click
 
-from shared.config import ConfigError, Settings, load_settings
+from shared.config import Settings
 from shared.logs import configure_logging
+from steamwatch.common import fail, redis_url_of, settings_or_exit
 
 SERVICES = ("scheduler", "fetcher", "publisher", "watchdog")
 
@@ -28,19 +29,6 @@ Settings come from the environment (STEAMWATCH_<NAME>):
   LOG_LEVEL, LOG_FORMAT, DB_POOL_SIZE, DB_MAX_OVERFLOW, SCHEDULER_TICK, ...
   (README.md has the full table.)
 """
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as e:
-        click.echo(f"steamwatch: {e}", err=True)
-        raise SystemExit(2) from None
-
-
-def _fail(message: str) -> NoReturn:
-    click.echo(f"steamwatch: {message}", err=True)
-    raise SystemExit(2)
 
 
 @click.group(epilog=SETTINGS_HELP, context_settings={"help_option_names": ["-h", "--help"]})
@@ -72,7 +60,7 @@ def dev(ready_timeout: float, stop_timeout: float, no_demo: bool) -> None:
     """
     from steamwatch.dev import run_dev
 
-    settings = _settings()
+    settings = settings_or_exit()
     configure_logging(level=settings.log_level, fmt=settings.log_format, service="dev")
     code = run_dev(
         settings, ready_timeout=ready_timeout, stop_timeout=stop_timeout, demo=not no_demo
@@ -88,9 +76,9 @@ def run(service: str) -> None:
     Needs STEAMWATCH_DATABASE_URL and STEAMWATCH_REDIS_URL: a lone service never starts
     embedded stores (`steamwatch dev` does, and hands the URLs to its children).
     """
-    settings = _settings()
+    settings = settings_or_exit()
     if settings.database_url is None or settings.redis_url is None:
-        _fail(
+        fail(
             f"run {service}: set STEAMWATCH_DATABASE_URL and STEAMWATCH_REDIS_URL "
             "(or use `steamwatch dev`, which starts embedded stores)"
         )
@@ -143,28 +131,13 @@ def _migrate(direction: str, revision: str) -> None:
     from shared import migrate
     from shared.embedded import stores
 
-    settings = _settings()
+    settings = settings_or_exit()
     configure_logging(level=settings.log_level, fmt=settings.log_format, service="db")
     url = settings.database_url.reveal() if settings.database_url else None
     with stores(home=settings.home, database_url=url, redis_url="unused") as urls:
         click.echo(f"{direction} to {revision} ...", err=True)
         getattr(migrate, direction)(url=urls.database_url, revision=revision)
     click.echo(f"database at {revision}", err=True)
-
-
-def _redis_url(settings: Settings) -> str:
-    """The configured Redis, or the one a running `steamwatch dev` started."""
-    if settings.redis_url is not None:
-        return settings.redis_url.reveal()
-    from shared.discovery import read_stores
-
-    stores = read_stores(settings.home)
-    if stores is None:
-        _fail(
-            "set STEAMWATCH_REDIS_URL, or run this beside `steamwatch dev` "
-            f"(no running stores found in {settings.home})"
-        )
-    return stores["redis_url"]
 
 
 @main.command()
@@ -183,8 +156,8 @@ def tail(
 
     from steamwatch.tail import follow
 
-    settings = _settings()
-    url = _redis_url(settings)
+    settings = settings_or_exit()
+    url = redis_url_of(settings)
     try:
         asyncio.run(
             follow(url, emit=lambda line: click.echo(line), from_start=from_start,
@@ -194,13 +167,20 @@ def tail(
         pass
 
 
-def _mount_simulator() -> None:
+def _mount_commands() -> None:
+    """Commands that live in modules of their own (imported here, run only when chosen)."""
     from simulator.cli import sim
+    from steamwatch.queues import queues
+    from steamwatch.status import status
+    from steamwatch.tasks import tasks
 
     main.add_command(sim, name="sim")
+    main.add_command(tasks)
+    main.add_command(queues)
+    main.add_command(status)
 
 
-_mount_simulator()
+_mount_commands()
 
 if __name__ == "__main__":
     main()

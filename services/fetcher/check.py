@@ -143,7 +143,8 @@ async def check_task(fetcher: Fetcher, message: CheckMessage) -> ResultMessage |
             )
             if failure.became_stalled or failure.became_failed:
                 fetcher.transition(failure.status)
-                log.error(f"task {failure.status}", task_id=task_id, error=error,
+                log.error("task stalled" if failure.became_stalled else "task failed",
+                          task_id=task_id, error=error,
                           recovery_attempts=failure.recovery_attempts)  # fmt: skip
             reply = ResultMessage(task_id=task_id, lease_token=token, checked_at=checked_at,
                                   outcome="error", error=error[:500],

@@ -1,0 +1,68 @@
+"""What every ``steamwatch`` command shares: its settings, its errors, and where the stores are.
+
+A command reads the settings once (a bad one exits 2 naming the variable). It finds PostgreSQL
+and Redis from ``STEAMWATCH_DATABASE_URL`` / ``STEAMWATCH_REDIS_URL``, else from a running
+``steamwatch dev`` (``<home>/stores.json``), else, for the database only, by starting the
+embedded PostgreSQL for the length of the command.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+import click
+
+from shared.config import ConfigError, Settings, load_settings
+from shared.discovery import read_stores
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as e:
+        click.echo(f"steamwatch: {e}", err=True)
+        raise SystemExit(2) from None
+
+
+def fail(message: str, *, code: int = 2) -> NoReturn:
+    """Print ``steamwatch: <message>`` on stderr and exit non-zero."""
+    click.echo(f"steamwatch: {message}", err=True)
+    raise SystemExit(code)
+
+
+def redis_url_of(settings: Settings) -> str:
+    """The configured Redis, or the one a running ``steamwatch dev`` started."""
+    if settings.redis_url is not None:
+        return settings.redis_url.reveal()
+    stores = read_stores(settings.home)
+    if stores is None:
+        fail(
+            "set STEAMWATCH_REDIS_URL, or run this beside `steamwatch dev` "
+            f"(no running stores found in {settings.home})"
+        )
+    return stores["redis_url"]
+
+
+@contextmanager
+def database_url_of(settings: Settings) -> Iterator[str]:
+    """The configured database, a running ``dev``'s, or the embedded one started for now."""
+    if settings.database_url is not None:
+        yield settings.database_url.reveal()
+        return
+    stores = read_stores(settings.home)
+    if stores is not None and "database_url" in stores:
+        yield stores["database_url"]
+        return
+    from shared.embedded import stores as embedded
+
+    click.echo(f"starting the embedded PostgreSQL in {settings.home} ...", err=True)
+    with embedded(home=settings.home, database_url=None, redis_url="unused") as urls:
+        yield urls.database_url
+
+
+def echo_json(data: Any) -> None:
+    """One JSON document on stdout, for scripts (``--json``)."""
+    click.echo(json.dumps(data, ensure_ascii=False, default=str, indent=2))
