@@ -5,6 +5,8 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# promtool checks the alert rules and every service's /metrics in the tests.
+PROMTOOL := $(VENV)/tools/promtool
 
 .PHONY: run test lint typecheck venv clean help
 
@@ -29,8 +31,11 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/steamwatch dev
 
-test: $(STAMP)
-	$(BIN)/python -m pytest
+$(PROMTOOL): | $(STAMP)
+	scripts/install-promtool $@
+
+test: $(STAMP) $(PROMTOOL)
+	PATH="$(CURDIR)/$(VENV)/tools:$$PATH" $(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check shared services steamwatch simulator tests

@@ -179,6 +179,10 @@ class Settings(BaseModel):
     publisher_threads: int = Field(default=4, ge=1, le=1024)
     worker_shutdown_timeout: float = Field(default=20.0, gt=0, le=3600)
 
+    # Health and metrics: every service serves /healthz, /readyz and /metrics here.
+    metrics_host: str = Field(default="0.0.0.0", min_length=1, max_length=255)
+    metrics_port: int = Field(default=9100, ge=0, le=65535)  # 0: any free port (logged)
+
     # Logging.
     log_level: LogLevel = "INFO"
     log_format: LogFormat = "auto"

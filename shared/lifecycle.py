@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import Awaitable, Callable
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from shared.health import HealthSpec, check_stores, health_app, start_health_server
 from shared.heartbeat import Heart, beat_forever
 from shared.resources import Pools, PoolSpec, open_resources
 
@@ -22,15 +24,39 @@ log = structlog.get_logger(__name__)
 Pass = Callable[[Pools], Awaitable[object]]
 
 
+def die_with_parent() -> None:
+    """SIGTERM this process when its parent dies, even by SIGKILL (Linux; elsewhere a no-op).
+
+    Used in a child before exec (the setting survives exec) and in dramatiq's fork processes,
+    so no service outlives the process that started it; a clean stop never depends on it.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: a killed parent may leave its children running
+
+
+def stale_after(interval: float) -> float:
+    """Seconds without a pass after which a ticking service counts as stuck (liveness)."""
+    return max(10 * interval, 120.0)
+
+
 async def run_ticking_service(
     *,
     service: str,
     spec: PoolSpec,
     interval: float,
     one_pass: Pass,
+    health: HealthSpec | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Run ``one_pass`` every ``interval`` seconds until ``stop`` is set or a signal arrives."""
+    """Run ``one_pass`` every ``interval`` seconds until ``stop`` is set or a signal arrives.
+
+    With ``health``, serves ``/healthz`` (a pass started within :func:`stale_after`),
+    ``/readyz`` (database and Redis answer) and ``/metrics`` there.
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -39,10 +65,17 @@ async def run_ticking_service(
         except (NotImplementedError, RuntimeError):  # not the main thread (tests)
             pass
     in_pass = asyncio.Lock()
+    last_pass = time.monotonic()  # start-up counts as progress
+
+    def alive() -> str | None:
+        idle = time.monotonic() - last_pass
+        return None if idle <= stale_after(interval) else f"no pass started for {idle:.0f}s"
 
     async def guarded_pass(pools: Pools) -> None:
+        nonlocal last_pass
         if stop.is_set():
             return
+        last_pass = time.monotonic()
         async with in_pass:
             try:
                 await one_pass(pools)
@@ -52,6 +85,10 @@ async def run_ticking_service(
 
     heart = Heart(service=service)
     async with open_resources(spec) as pools:
+        web = None
+        if health is not None:
+            app = health_app(service=service, alive=alive, ready=lambda: check_stores(pools))
+            web = await start_health_server(app, health)
         scheduler = AsyncIOScheduler()
         scheduler.add_job(
             guarded_pass,
@@ -77,6 +114,8 @@ async def run_ticking_service(
             async with in_pass:  # the running pass, if any, finishes first
                 pass
             beats.cancel()
+            if web is not None:
+                await web.cleanup()
             try:
                 await heart.clear_async(pools.redis)
             except Exception:

@@ -14,6 +14,8 @@ from typing import Any, Literal, TypeVar
 
 import dramatiq
 import structlog
+from dramatiq.asyncio import async_to_sync
+from dramatiq.middleware import CurrentMessage
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.broker import CHECK_ACTOR, CHECKS_QUEUE, RESULT_ACTOR, RESULTS_QUEUE
@@ -106,21 +108,31 @@ def send_result(broker: dramatiq.Broker, message: ResultMessage) -> dramatiq.Mes
 
 def guarded(
     schema: type[M], handle: Callable[[M], Awaitable[object]], *, count: Callable[[str], None]
-) -> Callable[..., Awaitable[None]]:
-    """An actor body: validate the payload, then ``handle`` it with the task id on every log line.
+) -> Callable[..., None]:
+    """An actor body: validate the payload, then ``handle`` it on the worker's event loop.
 
+    Every log line of the handling carries the task id and dramatiq's message id. The body is
+    a plain function that runs the coroutine itself (as dramatiq's AsyncIO middleware would):
+    only here, on the worker thread, is the message being processed known (``CurrentMessage``
+    keeps it in a context variable that does not cross to the loop's thread).
     A payload that does not fit is logged, counted as ``dropped_malformed`` and dropped:
     retrying cannot make a malformed message well-formed.
     """
 
-    async def actor(*args: Any, **kwargs: Any) -> None:
-        try:
-            message = schema.parse(args, kwargs)
-        except BadMessage as e:
-            log.error("malformed message dropped", schema=schema.__name__, problem=str(e))
-            count("dropped_malformed")
-            return
-        with structlog.contextvars.bound_contextvars(task_id=message.task_id):
-            await handle(message)
+    async def run(message_id: str | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        with structlog.contextvars.bound_contextvars(message_id=message_id):
+            try:
+                message = schema.parse(args, kwargs)
+            except BadMessage as e:
+                log.error("malformed message dropped", schema=schema.__name__, problem=str(e))
+                count("dropped_malformed")
+                return
+            with structlog.contextvars.bound_contextvars(task_id=message.task_id):
+                await handle(message)
+
+    def actor(*args: Any, **kwargs: Any) -> None:
+        current = CurrentMessage.get_current_message()
+        message_id = current.message_id if current is not None else None
+        async_to_sync(run)(message_id, args, kwargs)
 
     return actor

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import redis.asyncio
 import structlog
+from prometheus_client import Counter, Gauge
 
 from shared.secrets import SecretURL
 
@@ -27,6 +28,22 @@ log = structlog.get_logger(__name__)
 Endpoint = Literal["priceoverview", "listings", "orderbook"]
 ENDPOINTS: tuple[Endpoint, ...] = ("priceoverview", "listings", "orderbook")
 PREFIX = "steamwatch:proxy"
+
+COOLDOWNS = Counter(
+    "steamwatch_proxy_cooldowns", "Proxy cool-downs after a 429", ["proxy", "endpoint"]
+)
+DISABLED = Counter("steamwatch_proxy_disabled", "Proxies disabled after a 407", ["proxy"])
+UNREACHABLE = Counter("steamwatch_proxy_unreachable", "Proxies rested, unreachable", ["proxy"])
+EXHAUSTED = Counter(
+    "steamwatch_proxy_pool_exhausted", "Requests deferred: no proxy had budget", ["endpoint"]
+)
+# Shared by every fetcher (the windows live in Redis): the latest reading is the truth.
+BUDGET_LEFT = Gauge(
+    "steamwatch_proxy_budget_left",
+    "Requests a proxy may still send on an endpoint in its current window, as last taken",
+    ["proxy", "endpoint"],
+    multiprocess_mode="mostrecent",
+)
 
 
 @dataclass(frozen=True)
@@ -116,11 +133,12 @@ for _, i in ipairs(candidates) do
     free_at = now + redis.call('PTTL', cool_key)
   else
     redis.call('ZREMRANGEBYSCORE', log_key, '-inf', now - window)
-    if redis.call('ZCARD', log_key) < limit then
+    local used = redis.call('ZCARD', log_key)
+    if used < limit then
       redis.call('ZADD', log_key, now, member)
       redis.call('PEXPIRE', log_key, window)
       redis.call('ZADD', KEYS[1], now_us, ARGV[4 + i])
-      return {i}
+      return {i, limit - used - 1}
     end
     local oldest = redis.call('ZRANGE', log_key, 0, 0, 'WITHSCORES')
     free_at = tonumber(oldest[2]) + window
@@ -187,9 +205,12 @@ class ProxyPool:
         ]
         result = await self._acquire(keys=keys, args=args)
         if int(result[0]) == 0:
+            EXHAUSTED.labels(endpoint=endpoint).inc()
             retry_at = datetime.fromtimestamp(int(result[1]) / 1000, tz=UTC)
             raise ProxyPoolExhausted(endpoint, retry_at)
-        return Lease(proxy=self.proxies[int(result[0]) - 1], endpoint=endpoint)
+        proxy = self.proxies[int(result[0]) - 1]
+        BUDGET_LEFT.labels(proxy=proxy.label, endpoint=endpoint).set(int(result[1]))
+        return Lease(proxy=proxy, endpoint=endpoint)
 
     async def report_rate_limited(self, lease: Lease) -> float:
         """Steam answered 429: cool this proxy down for this endpoint, longer each time."""
@@ -199,6 +220,7 @@ class ProxyPool:
             keys=[cool, strikes], args=[*ladder, int(self.strike_memory * 1000)]
         )
         seconds = int(ms) / 1000
+        COOLDOWNS.labels(proxy=lease.proxy.label, endpoint=lease.endpoint).inc()
         log.warning(
             "proxy rate limited; cooling down",
             proxy=lease.proxy.label,
@@ -210,12 +232,14 @@ class ProxyPool:
     async def report_unreachable(self, lease: Lease, seconds: float = 30) -> None:
         """The proxy itself could not be reached: rest it briefly, without escalation."""
         _, cool, _, _ = self._keys(lease.endpoint, lease.proxy.label)
+        UNREACHABLE.labels(proxy=lease.proxy.label).inc()
         await self.client.set(cool, "unreachable", px=int(seconds * 1000), nx=True)
 
     async def report_auth_failed(self, lease: Lease) -> None:
         """The proxy answered 407: disable it for every endpoint, and say so."""
         _, _, disabled, _ = self._keys(lease.endpoint, lease.proxy.label)
         await self.client.set(disabled, "407", px=int(self.disabled_for * 1000))
+        DISABLED.labels(proxy=lease.proxy.label).inc()
         log.error(
             "proxy rejected our credentials (407); disabled",
             proxy=lease.proxy.label,

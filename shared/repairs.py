@@ -80,6 +80,11 @@ _RELEASE_DEAD_LETTER = text(
 )
 
 _COUNT_STALLED = text("SELECT count(*) FROM tasks WHERE is_active AND status = 'stalled'")
+_COUNT_BY_STATUS = text(
+    "SELECT CASE WHEN is_active THEN status ELSE 'deactivated' END AS status, count(*) AS n "
+    "FROM tasks GROUP BY 1"
+)
+TASK_STATES = ("active", "paused", "stalled", "failed", "deactivated")
 
 Refusal = Literal["gone", "paused", "failed", "deactivated", "superseded"]
 
@@ -150,3 +155,11 @@ async def release_dead_letter(
 async def count_stalled(session: AsyncSession) -> int:
     """Tasks stalled now (walks the partial index ``ix_tasks_stalled``)."""
     return int(await session.scalar(_COUNT_STALLED) or 0)
+
+
+async def count_by_status(session: AsyncSession) -> dict[str, int]:
+    """Tasks per status, deactivated ones apart; every state present, zero if none."""
+    counts = dict.fromkeys(TASK_STATES, 0)
+    for row in await session.execute(_COUNT_BY_STATUS):
+        counts[row.status] = int(row.n)
+    return counts

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import redis.asyncio
 import structlog
@@ -46,6 +46,10 @@ class PoolSpec:
     max_overflow: int
     pool_timeout: float
     application_name: str
+
+    def with_pool(self, *, size: int, overflow: int) -> PoolSpec:
+        """The same spec with other pool bounds (a helper process needs one connection)."""
+        return replace(self, pool_size=size, max_overflow=overflow)
 
     async def open(self) -> Pools:
         db = Database.create(
@@ -164,12 +168,21 @@ def setup_worker(
             "(`steamwatch dev` sets them for its children)"
         )
     database_url, redis_url = settings.database_url.reveal(), settings.redis_url.reveal()
+    from dramatiq.middleware import CurrentMessage
+
+    from shared.message_metrics import MessageMetrics
+
     resources = WorkerResources(
         pool_spec(settings, service=service, database_url=database_url, redis_url=redis_url)
     )
     broker = create_broker(
         redis_url=redis_url,
-        middleware=[resources, WorkerHeartbeat(service=service, redis_url=redis_url)],
+        middleware=[
+            CurrentMessage(),  # the message id on every log line of the actor
+            MessageMetrics(),
+            resources,
+            WorkerHeartbeat(service=service, redis_url=redis_url),
+        ],
     )
     for queue in queues:
         broker.declare_queue(queue)

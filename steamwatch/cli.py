@@ -94,13 +94,23 @@ def run(service: str) -> None:
 
 
 def _exec_dramatiq(service: str, settings: Settings) -> NoReturn:
-    """Replace this process with the dramatiq CLI, so signals reach dramatiq's main process."""
+    """Replace this process with the dramatiq CLI, so signals reach dramatiq's main process.
+
+    Its worker processes write metrics to a fresh folder of this process (prometheus_client
+    reads the variable when first imported, so it is set before the exec), and a fork serves
+    them with /healthz and /readyz on STEAMWATCH_METRICS_PORT.
+    """
+    from shared.metrics import multiprocess_env, prepare_multiprocess_dir
+
+    folder = prepare_multiprocess_dir(service, pid=os.getpid())
+    os.environ.update(multiprocess_env(folder))
     processes = getattr(settings, f"{service}_processes")
     threads = getattr(settings, f"{service}_threads")
     argv = [
         sys.executable, "-m", "dramatiq", f"services.{service}.worker:setup",
         "--processes", str(processes),
         "--threads", str(threads),
+        "--fork-function", f"services.{service}.worker:health",
         "--skip-logging",
         # Align with the Kubernetes grace period: finish or hand back in-flight messages.
         "--worker-shutdown-timeout", str(int(settings.worker_shutdown_timeout * 1000)),

@@ -14,6 +14,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +31,7 @@ from shared.config import Settings
 from shared.discovery import remove_stores, write_stores
 from shared.embedded import stores
 from shared.heartbeat import read_beats
+from shared.lifecycle import die_with_parent
 from steamwatch.demo import seed_demo
 from steamwatch.monitor import Monitor
 
@@ -64,18 +66,16 @@ class Child:
             pass
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM when the supervisor dies, even by SIGKILL (Linux).
-
-    The setting survives exec (the dramatiq CLI), so no service outlives a killed supervisor;
-    elsewhere it is skipped, and a clean stop never depends on it.
-    """
+def free_ports(count: int) -> list[int]:
+    """Ports free on loopback now, one per service (chosen by the kernel, so none collide)."""
+    sockets = [socket.socket() for _ in range(count)]
     try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # not Linux: a killed supervisor may leave its children running
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def spawn(service: str, env: dict[str, str]) -> Child:
@@ -83,7 +83,7 @@ def spawn(service: str, env: dict[str, str]) -> Child:
         [sys.executable, "-m", "steamwatch", "run", service],
         env=env,
         start_new_session=True,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
     log.info("service started", service=service, pid=process.pid)
     return Child(service=service, process=process)
@@ -101,7 +101,7 @@ def start_simulator(home: os.PathLike[str], env: dict[str, str]) -> tuple[Child,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
     child = Child(service="simulator", process=process)
     deadline = time.monotonic() + 30
@@ -193,7 +193,10 @@ def run_dev(
                     )
                     if added:
                         log.info("demo watches added", count=added)
-            children += [spawn(service, env) for service in SERVICES]
+            ports = free_ports(len(SERVICES))
+            for service, port in zip(SERVICES, ports, strict=True):
+                children.append(spawn(service, {**env, "STEAMWATCH_METRICS_HOST": "127.0.0.1",
+                                                "STEAMWATCH_METRICS_PORT": str(port)}))  # fmt: skip
             problem = wait_ready(children, client, timeout=ready_timeout, stop=stop)
             if problem and not stop.is_set():
                 log.error("steamwatch did not start", reason=problem)
@@ -201,6 +204,9 @@ def run_dev(
             elif not stop.is_set():
                 print("steamwatch ready: " + ", ".join(SERVICES) + " (Ctrl-C stops)", flush=True)
                 print("  events: `steamwatch tail` in another terminal, or below", flush=True)
+                served = dict(zip(SERVICES, ports, strict=True))
+                urls_of = [f"{s} http://127.0.0.1:{p}/metrics" for s, p in served.items()]
+                print("  metrics and health: " + ", ".join(urls_of), flush=True)
                 monitor = Monitor(
                     database_url=urls.database_url,
                     redis_url=urls.redis_url,

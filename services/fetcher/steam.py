@@ -13,7 +13,7 @@ from dramatiq.asyncio import get_event_loop_thread
 from shared.config import Settings
 from shared.proxies import ProxyPool
 from shared.resources import WorkerResources
-from shared.steam.client import SteamClient, close_quietly, create_http_session
+from shared.steam.client import SteamClient, close_quietly, create_http_session, initialize_metrics
 
 
 class SteamResources(Middleware):
@@ -39,6 +39,7 @@ class SteamResources(Middleware):
             cooldowns=s.cooldowns,
             slack=s.budget_slack,
         )
+        initialize_metrics(pool)
         return SteamClient(
             http=create_http_session(timeout=s.http_timeout),
             pool=pool,

@@ -11,6 +11,7 @@ from prometheus_client import Counter
 from services.fetcher.check import Fetcher, check_task
 from services.fetcher.steam import SteamResources
 from shared.broker import CHECK_ACTOR, CHECKS_QUEUE
+from shared.health import serve_worker_health
 from shared.messages import CheckMessage, guarded
 from shared.resources import setup_worker
 from shared.schedule import backoff_of
@@ -22,6 +23,8 @@ CHECKS = Counter("steamwatch_checks", "Checks by outcome", ["outcome"])
 TRANSITIONS = Counter(
     "steamwatch_task_transitions", "Tasks that became stalled, recovered or failed", ["to"]
 )
+OUTCOMES = ("ok", "error", "deferred", "dropped_gone", "dropped_inactive", "dropped_stale",
+            "dropped_malformed")  # fmt: skip
 
 
 def setup() -> None:
@@ -36,6 +39,12 @@ def setup() -> None:
 
     def transition(status: str) -> None:
         TRANSITIONS.labels(to=status).inc()
+
+    # Every known series exists from the start, at 0: rates and alerts need no first event.
+    for outcome in OUTCOMES:
+        CHECKS.labels(outcome=outcome)
+    for status in ("stalled", "recovered", "failed"):
+        TRANSITIONS.labels(to=status)
 
     async def check(message: CheckMessage) -> None:
         fetcher = Fetcher(db=resources.pools.db, steam=steam.client, broker=broker, count=count,
@@ -52,3 +61,8 @@ def setup() -> None:
         max_backoff=30_000,
         time_limit=int((settings.http_timeout * 3 + 30) * 1000),
     )(guarded(CheckMessage, check, count=count))
+
+
+def health() -> int:
+    """The dramatiq fork that serves this service's /healthz, /readyz and /metrics."""
+    return serve_worker_health(service=SERVICE)

@@ -36,7 +36,7 @@ Count = Callable[[str], None]
 class Publisher:
     db: Database
     redis: redis.asyncio.Redis
-    count: Count  # outcome -> metric
+    count: Count  # outcome -> metric; "event_<kind>" per event published, "duplicate_event"
 
 
 async def publish_result(pub: Publisher, message: ResultMessage) -> list[Event]:
@@ -75,8 +75,8 @@ async def publish_result(pub: Publisher, message: ResultMessage) -> list[Event]:
         published = await publish(pub.redis, events)
         for event in published:
             pub.count(f"event_{event.kind}")
-        if len(published) < len(events):
-            pub.count("duplicates_suppressed")
+        for _ in range(len(events) - len(published)):
+            pub.count("duplicate_event")
     return published
 
 

@@ -10,6 +10,8 @@ from prometheus_client import Counter
 
 from services.publisher.publish import Publisher, publish_result
 from shared.broker import RESULT_ACTOR, RESULTS_QUEUE
+from shared.events import EVENT_KINDS
+from shared.health import serve_worker_health
 from shared.messages import ResultMessage, guarded
 from shared.resources import setup_worker
 
@@ -17,13 +19,29 @@ SERVICE = "publisher"
 QUEUES = (RESULTS_QUEUE,)
 
 RESULTS = Counter("steamwatch_results", "Results judged by outcome", ["outcome"])
+EVENTS = Counter("steamwatch_events_published", "Events published, by kind", ["kind"])
+DUPLICATES = Counter(
+    "steamwatch_events_duplicates_suppressed",
+    "Events not published again: their id was published already (a redelivery)",
+)
 
 
 def setup() -> None:
     broker, resources, _settings = setup_worker(service=SERVICE, queues=QUEUES)
 
+    for kind in sorted(EVENT_KINDS):  # every series from the start, at 0
+        EVENTS.labels(kind=kind)
+    for outcome in ("dropped_gone", "dropped_inactive", "dropped_malformed", "stale_result",
+                    "not_judged"):  # fmt: skip
+        RESULTS.labels(outcome=outcome)
+
     def count(outcome: str) -> None:
-        RESULTS.labels(outcome=outcome).inc()
+        if outcome.startswith("event_"):
+            EVENTS.labels(kind=outcome.removeprefix("event_")).inc()
+        elif outcome == "duplicate_event":
+            DUPLICATES.inc()
+        else:
+            RESULTS.labels(outcome=outcome).inc()
 
     async def publish(message: ResultMessage) -> None:
         pools = resources.pools
@@ -38,3 +56,8 @@ def setup() -> None:
         max_backoff=30_000,
         time_limit=60_000,
     )(guarded(ResultMessage, publish, count=count))
+
+
+def health() -> int:
+    """The dramatiq fork that serves this service's /healthz, /readyz and /metrics."""
+    return serve_worker_health(service=SERVICE)

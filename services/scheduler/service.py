@@ -16,6 +16,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from shared.broker import CHECKS_QUEUE, create_broker, queue_key
 from shared.config import Settings
+from shared.health import HealthSpec
 from shared.lifecycle import run_ticking_service
 from shared.messages import CheckMessage, send_check
 from shared.resources import Pools, pool_spec
@@ -32,6 +33,11 @@ LAG = Histogram(
     "Claim time minus next_check",
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
 )
+TICK_SECONDS = Histogram(
+    "steamwatch_scheduler_tick_seconds",
+    "Duration of one scheduler tick (claim and send)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 QUEUE_DEPTH = Gauge(
     "steamwatch_scheduler_checks_queue_depth", "Ready check messages seen by the scheduler"
 )
@@ -45,6 +51,10 @@ class Scheduler:
     lease_seconds: float
 
     async def tick(self, pools: Pools) -> list[Claim]:
+        with TICK_SECONDS.time():
+            return await self._tick(pools)
+
+    async def _tick(self, pools: Pools) -> list[Claim]:
         depth = int(await pools.redis.llen(queue_key(CHECKS_QUEUE)))
         QUEUE_DEPTH.set(depth)
         room = min(self.batch, self.high_water - depth)
@@ -84,6 +94,10 @@ def main(settings: Settings, *, database_url: str, redis_url: str) -> None:
     )
     asyncio.run(
         run_ticking_service(
-            service=SERVICE, spec=spec, interval=settings.scheduler_tick, one_pass=scheduler.tick
+            service=SERVICE,
+            spec=spec,
+            interval=settings.scheduler_tick,
+            one_pass=scheduler.tick,
+            health=HealthSpec(settings.metrics_host, settings.metrics_port),
         )
     )

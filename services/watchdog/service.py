@@ -11,6 +11,7 @@ import asyncio
 from services.watchdog.watch import Watchdog
 from shared.broker import create_broker
 from shared.config import Settings
+from shared.health import HealthSpec
 from shared.lifecycle import run_ticking_service
 from shared.resources import pool_spec
 from shared.schedule import backoff_of
@@ -41,5 +42,6 @@ def main(settings: Settings, *, database_url: str, redis_url: str) -> None:
             spec=spec,
             interval=settings.watchdog_tick,
             one_pass=watchdog.run_pass,
+            health=HealthSpec(settings.metrics_host, settings.metrics_port),
         )
     )

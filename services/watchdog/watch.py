@@ -31,7 +31,7 @@ import structlog
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared import deadletters
+from shared import deadletters, queues
 from shared.broker import CHECK_ACTOR, CHECKS_QUEUE, RESULTS_QUEUE, queue_key
 from shared.deadletters import DeadLetter
 from shared.messages import (
@@ -45,6 +45,7 @@ from shared.messages import (
 from shared.repairs import (
     Lease,
     claim_recovery,
+    count_by_status,
     count_stalled,
     reclaim_expired,
     release_dead_letter,
@@ -74,12 +75,26 @@ GAVE_UP = Counter(
 SEND_FAILURES = Counter("steamwatch_watchdog_send_failures", "Messages the watchdog could not send")
 HELD_BACK = Counter("steamwatch_watchdog_backpressure", "Passes that sent less for a deep queue")
 STALLED = Gauge("steamwatch_tasks_stalled", "Tasks stalled now, waiting for a recovery attempt")
-DEAD_LETTERS = Gauge("steamwatch_dead_letters", "Messages dead-lettered now", ["queue"])
+TASKS = Gauge("steamwatch_tasks", "Tasks by status (deactivated ones apart)", ["status"])
+QUEUE_MESSAGES = Gauge(
+    "steamwatch_queue_messages",
+    "Messages per dramatiq queue and state (ready, delayed, in_progress, dead)",
+    ["queue", "state"],
+)
+QUEUE_OLDEST = Gauge(
+    "steamwatch_queue_oldest_ready_age_seconds",
+    "Age of the message next in line per queue (0 when empty)",
+    ["queue"],
+)
 PASS_SECONDS = Histogram(
     "steamwatch_watchdog_pass_seconds",
     "Duration of one watchdog pass",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+
+
+for _reason in REASONS:  # every series from the start, at 0
+    RESENT.labels(reason=_reason)
 
 
 @dataclass(frozen=True)
@@ -115,6 +130,7 @@ class Report:
     dropped: list[Dropped] = field(default_factory=list)
     failures: list[ResultMessage] = field(default_factory=list)  # dead letters given up on
     stalled: int = 0
+    tasks: dict[str, int] = field(default_factory=dict)  # by status
     dead_letters: dict[str, int] = field(default_factory=dict)
     held_back: bool = False
 
@@ -155,12 +171,17 @@ class Watchdog:
             await self._dead_letters(session, report, letters)
             await self._overdue(session, report, room)
             report.stalled = await count_stalled(session)
+            report.tasks = await count_by_status(session)
         await asyncio.to_thread(self._send, report)
         await deadletters.remove(pools.redis, letters)
-        for queue in DEAD_LETTER_QUEUES:
-            report.dead_letters[queue] = await deadletters.depth(pools.redis, queue)
-            DEAD_LETTERS.labels(queue=queue).set(report.dead_letters[queue])
+        for stats in await queues.all_queue_stats(pools.redis):
+            report.dead_letters[stats.queue] = stats.dead
+            for state in queues.STATES:
+                QUEUE_MESSAGES.labels(queue=stats.queue, state=state).set(getattr(stats, state))
+            QUEUE_OLDEST.labels(queue=stats.queue).set(stats.oldest_ready_age or 0)
         STALLED.set(report.stalled)
+        for status, n in report.tasks.items():
+            TASKS.labels(status=status).set(n)
         PASS_SECONDS.observe(time.perf_counter() - started)
         self._log(report)
         return report

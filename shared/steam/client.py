@@ -19,8 +19,9 @@ from typing import Literal, TypedDict, TypeVar
 from urllib.parse import quote
 
 import aiohttp
+from prometheus_client import Counter, Histogram
 
-from shared.proxies import Endpoint, Lease, ProxyPool
+from shared.proxies import COOLDOWNS, EXHAUSTED, Endpoint, Lease, ProxyPool
 from shared.secrets import redact_text
 from shared.steam import pages, parsers
 from shared.steam.errors import (
@@ -38,6 +39,33 @@ R = TypeVar("R")
 Parser = Callable[[bytes], R]
 
 MAX_BODY = 4 * 1024 * 1024  # a market answer is KBs; anything this large is not one
+
+REQUEST_SECONDS = Histogram(
+    "steamwatch_steam_request_seconds",
+    "Duration of one Steam request, answered or not",
+    ["endpoint"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30),
+)
+RESPONSES = Counter(
+    "steamwatch_steam_responses",
+    "Steam answers by endpoint, proxy and status class (2xx, 3xx, 4xx, 429, 5xx; timeout and "
+    "error when there was no answer)",
+    ["endpoint", "proxy", "status_class"],
+)
+
+
+def status_class(status: int) -> str:
+    return "429" if status == 429 else f"{status // 100}xx"
+
+
+def initialize_metrics(pool: ProxyPool) -> None:
+    """Every proxy's 429 and cool-down series from the start, at 0, so rates need no first 429."""
+    for proxy in pool.proxies:
+        for endpoint in pool.budgets:
+            RESPONSES.labels(endpoint=endpoint, proxy=proxy.label, status_class="429")
+            COOLDOWNS.labels(proxy=proxy.label, endpoint=endpoint)
+    for endpoint in pool.budgets:
+        EXHAUSTED.labels(endpoint=endpoint)
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)"
 
 
@@ -271,11 +299,14 @@ class SteamClient:
             if modified:
                 request_headers["If-Modified-Since"] = modified
         proxy = lease.proxy.url.reveal() if lease.proxy.url is not None else None
+        started = time.perf_counter()
+        answered = "error"
         try:
             async with self.http.get(
                 url, params=params, headers=request_headers, proxy=proxy, allow_redirects=False
             ) as response:
                 status = response.status
+                answered = status_class(status)
                 body = await response.content.read(MAX_BODY + 1)
                 etag = response.headers.get("ETag")
                 modified = response.headers.get("Last-Modified")
@@ -290,10 +321,15 @@ class SteamClient:
                 await self.pool.report_unreachable(lease)
             raise self._unreachable(lease, f"cannot connect: {type(e).__name__}") from None
         except TimeoutError:
+            answered = "timeout"
             raise Unavailable(endpoint=endpoint, reason="timed out") from None
         except (aiohttp.ClientError, OSError) as e:
             reason = redact_text(f"{type(e).__name__}: {e}")[:200]
             raise Unavailable(endpoint=endpoint, reason=reason) from None
+        finally:
+            REQUEST_SECONDS.labels(endpoint=endpoint).observe(time.perf_counter() - started)
+            label = lease.proxy.label
+            RESPONSES.labels(endpoint=endpoint, proxy=label, status_class=answered).inc()
         return await self._interpret(
             lease, item, status, body, parse, location=location, cache_key=cache_key,
             validators=(etag, modified), body_on_500=body_on_500,

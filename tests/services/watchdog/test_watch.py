@@ -129,6 +129,8 @@ async def test_one_pass_resends_expired_overdue_and_due_recovery_work_and_nothin
     assert rows[paused_stalled].recovery_attempts == 2
     assert report.stalled == 2  # recovering and stalled_later; the paused one is not stalled
     assert metric("steamwatch_tasks_stalled") == 2
+    assert report.tasks == {"active": 4, "paused": 2, "stalled": 2, "failed": 0, "deactivated": 1}
+    assert metric("steamwatch_tasks", status="paused") == 2
     for reason, value in before.items():
         assert metric("steamwatch_watchdog_resent_total", reason=reason) == value + 1
     assert metric("steamwatch_watchdog_released_total", why="paused") == released_before + 1
@@ -193,7 +195,7 @@ async def test_dead_letters_a_live_check_is_resent_and_everything_else_dropped_w
     assert (failure["task_id"], failure["outcome"]) == (poison, "error")
     assert (await _task(db, paused)).lease_token == tokens[paused]  # never revived
     assert report.dead_letters == {"checks": 0, "results": 0}
-    assert metric("steamwatch_dead_letters", queue="checks") == 0
+    assert metric("steamwatch_queue_messages", queue="checks", state="dead") == 0
     assert metric("steamwatch_watchdog_dead_letters_dropped_total", queue="checks",
                   reason="paused") == dropped_before + 1  # fmt: skip
 
