@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import dramatiq
+from dramatiq.common import current_millis
 from redis.asyncio import Redis
 
 from shared.broker import NAMESPACE
@@ -53,7 +54,9 @@ async def depth(redis: Redis, queue: str) -> int:
 
 
 async def oldest(redis: Redis, queue: str, *, limit: int) -> list[DeadLetter]:
-    """Up to ``limit`` of ``queue``'s dead letters, the longest dead first."""
+    """Up to ``limit`` (at least 1) of ``queue``'s dead letters, the longest dead first."""
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
     key = dead_letter_key(queue)
     entries: list[Any] = await redis.zrange(key, 0, limit - 1, withscores=True)
     if not entries:
@@ -94,7 +97,9 @@ async def requeue(
 ) -> list[DeadLetter]:
     """Send readable letters back to their queue with fresh retries; returns those requeued.
 
-    A requeued check whose lease moved on meanwhile is dropped by the fetcher as stale.
+    The copy is stamped now, so a queue's "oldest ready" age measures its wait from here, not
+    from the first send days ago. Sent before it is removed: at least once, never lost. A
+    requeued check whose lease moved on meanwhile is dropped by the fetcher as stale.
     """
     requeued = []
     for letter in letters:
@@ -102,7 +107,7 @@ async def requeue(
             continue
         options = {k: v for k, v in letter.message.options.items() if k not in _SPENT_OPTIONS}
         fresh = letter.message.copy(queue_name=letter.queue)
-        fresh = dataclasses.replace(fresh, options=options)
+        fresh = dataclasses.replace(fresh, options=options, message_timestamp=current_millis())
         await asyncio.to_thread(broker.enqueue, fresh)
         await remove(redis, [letter])
         requeued.append(letter)

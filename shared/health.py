@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -128,11 +129,20 @@ def serve_worker_health(*, service: str) -> int:
     def alive() -> str | None:
         return None if os.getppid() == parent else "the dramatiq main process is gone"
 
-    async def serve() -> None:
+    async def serve() -> int:
         pools = await spec.open()
         app = health_app(service=service, alive=alive, ready=lambda: check_stores(pools))
-        await start_health_server(app, HealthSpec(settings.metrics_host, settings.metrics_port))
+        where = HealthSpec(settings.metrics_host, settings.metrics_port)
+        try:
+            await start_health_server(app, where)
+        except OSError as e:
+            # dramatiq does not watch its forks: without this the service would run blind,
+            # failing its liveness probe with no word why. Stop it all, and say so.
+            log.error("cannot serve health and metrics; stopping the service",
+                      host=where.host, port=where.port, error=str(e))  # fmt: skip
+            os.kill(parent, signal.SIGTERM)
+            return 1
         await asyncio.Event().wait()  # until SIGTERM ends the process
+        return 0
 
-    asyncio.run(serve())
-    return 0
+    return asyncio.run(serve())

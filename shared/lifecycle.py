@@ -88,7 +88,12 @@ async def run_ticking_service(
         web = None
         if health is not None:
             app = health_app(service=service, alive=alive, ready=lambda: check_stores(pools))
-            web = await start_health_server(app, health)
+            try:
+                web = await start_health_server(app, health)
+            except OSError as e:
+                log.error("cannot serve health and metrics", service=service, host=health.host,
+                          port=health.port, error=str(e))  # fmt: skip
+                raise SystemExit(1) from None
         scheduler = AsyncIOScheduler()
         scheduler.add_job(
             guarded_pass,

@@ -12,6 +12,7 @@ import asyncio
 import json
 import re
 import shutil
+import socket
 import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -81,6 +82,16 @@ def test_the_alert_rules_pass_promtool(promtool: str) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     rules = sum(len(g["rules"]) for g in yaml.safe_load(RULES.read_text())["groups"])
     assert f"SUCCESS: {rules} rules found" in done.stdout
+
+
+def test_each_alert_fires_on_its_case_and_not_on_healthy_series(promtool: str) -> None:
+    cases = RULES.with_name("steamwatch-alerts.test.yaml")
+    done = subprocess.run([promtool, "test", "rules", cases.name], cwd=cases.parent,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
+    tested = set(re.findall(r"alertname: (\w+)", cases.read_text()))
+    assert len(tested) >= 7, tested
 
 
 def test_the_dashboard_covers_what_operators_look_at() -> None:
@@ -211,3 +222,20 @@ async def test_readiness_follows_redis_while_liveness_stays(
         assert proc.process.poll() is None
     finally:
         own.stop()
+
+
+async def test_a_taken_metrics_port_stops_the_service_saying_why(
+    database_url: str, system: System, redis_url: str
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        procs = [system.start(s, STEAMWATCH_METRICS_PORT=port) for s in ("scheduler", "fetcher")]
+        for proc in procs:
+            proc.stopped_on_purpose = True  # expected to stop by itself
+            code = await asyncio.to_thread(proc.process.wait, 60)
+            assert "cannot serve health and metrics" in proc.text(), proc.text()[-2000:]
+            assert "address already in use" in proc.text()
+        assert procs[0].process.returncode == 1  # the scheduler; dramatiq's main exits on SIGTERM
+        assert code is not None
