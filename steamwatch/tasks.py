@@ -1,10 +1,547 @@
-"""``steamwatch tasks``: add, list, show, pause, resume, remove and import watches."""
+"""``steamwatch tasks``: add, list, show, pause, resume, remove and import watches.
+
+Each command is one transaction: when it stops (a bad definition, an unknown id, a duplicate
+watch) it prints ``steamwatch: <what is wrong>`` on stderr, exits non-zero (2 for bad input,
+1 when the database cannot be used) and leaves the database as it was.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
 import click
+from rich.table import Column, Table
+from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.config import Settings
+from shared.db import Database
+from shared.models import TASK_STATUSES, WATCH_KINDS, PriceSnapshot, Task
+from shared.taskspec import TaskSpec, TaskSpecError, parse_task
+from steamwatch.common import database_url_of, echo_json, fail, settings_or_exit
+from steamwatch.taskfiles import (
+    WATCH_FIELDS,
+    BadRow,
+    ImportFileError,
+    Row,
+    csv_rows,
+    json_rows,
+    validate_rows,
+)
+from steamwatch.taskviews import (
+    MONEY_COLUMNS,
+    check_json,
+    console,
+    duration,
+    money,
+    or_dash,
+    task_json,
+    watching,
+    when,
+)
+
+T = TypeVar("T")
+WATCH_CONSTRAINT = "uq_tasks_watch"
+
+
+class TasksError(Exception):
+    """Raised when a tasks command must stop; its transaction is rolled back."""
+
+    details: tuple[str, ...] = ()
+
+
+class NoSuchTask(TasksError):
+    """Raised when ids name no task."""
+
+    def __init__(self, ids: Iterable[int]) -> None:
+        self.ids = tuple(ids)
+        super().__init__(f"no such task: {', '.join(map(str, self.ids))}")
+
+
+class DuplicateWatch(TasksError):
+    """Raised when the owner already watches this item for this kind."""
+
+    def __init__(self, spec: TaskSpec, task_id: int | None) -> None:
+        holder = f"task {task_id}" if task_id is not None else "another task"
+        super().__init__(
+            f"{WATCH_FIELDS}: {holder} already watches {spec.appid}/{spec.market_hash_name!r}"
+            f" ({spec.kind}) for {spec.owner!r}"
+        )
+        self.task_id = task_id
+
+
+class ImportRejected(TasksError):
+    """Raised when an import has bad rows and may not skip them."""
+
+    def __init__(self, bad: Sequence[BadRow], good: int) -> None:
+        super().__init__(
+            f"nothing imported: {len(bad)} of {len(bad) + good} rows are bad"
+            f" (--skip-invalid imports the other {good} and lists the bad ones)"
+        )
+        self.details = tuple(str(row) for row in bad)
 
 
 @click.group()
 def tasks() -> None:
-    """Manage watches (tasks)."""
+    """Manage watches (tasks): add, list, show, pause, resume, rm, import."""
+
+
+# --- running a command against the database -------------------------------------------------
+
+
+def _on_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run one command's work on its own pool; its errors become ``steamwatch: ...`` exits."""
+    with database_url_of(settings) as url:
+        try:
+            return asyncio.run(_using(url, work))
+        except TasksError as e:
+            for line in e.details:
+                click.echo(f"steamwatch: {line}", err=True)
+            fail(str(e))
+        except (OSError, DBAPIError) as e:
+            reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+            missing_table = reason.startswith('relation "') and "does not exist" in reason
+            hint = " (run `steamwatch db upgrade`)" if missing_table else ""
+            fail(f"database: {reason}{hint}", code=1)
+
+
+async def _using(url: str, work: Callable[[Database], Awaitable[T]]) -> T:
+    db = Database.create(url=url, pool_size=1, max_overflow=0)
+    try:
+        return await work(db)
+    finally:
+        await db.dispose()
+
+
+def _is_duplicate_watch(error: IntegrityError) -> bool:
+    return WATCH_CONSTRAINT in str(error.orig)
+
+
+async def _lock(session: AsyncSession, ids: Sequence[int]) -> list[Task]:
+    """The tasks with these ids, locked for this transaction; NoSuchTask names missing ones."""
+    rows = await session.scalars(
+        select(Task).where(Task.id.in_(ids)).order_by(Task.id).with_for_update()
+    )
+    found = list(rows)
+    missing = sorted(set(ids) - {task.id for task in found})
+    if missing:
+        raise NoSuchTask(missing)
+    return found
+
+
+def _unique(ids: Sequence[int]) -> list[int]:
+    return list(dict.fromkeys(ids))
+
+
+# --- add ------------------------------------------------------------------------------------
+
+
+@tasks.command()
+@click.option(
+    "--owner", metavar="NAME", help="Who the watch is for; alerts go to steamwatch:owner:<NAME>."
+)
+@click.option("--appid", metavar="ID", help="Steam app id: 730 (CS2), 570 (Dota 2), 440 (TF2), ...")
+@click.option(
+    "--item", metavar="NAME", help="Market hash name, e.g. 'AK-47 | Redline (Field-Tested)'."
+)
+@click.option(
+    "--currency", metavar="CODE", help="USD, EUR, GBP, ... or Steam's currency id.  [default: USD]"
+)
+@click.option(
+    "--kind", metavar="KIND", help="What to watch: lowest_price, new_listings or order_book."
+)
+@click.option(
+    "--interval",
+    metavar="SECONDS",
+    help="Seconds between checks, or 90s, 5m, 2h, 1d (the minimum is configured).",
+)
+@click.option(
+    "--max-price",
+    metavar="PRICE",
+    help="lowest_price, new_listings: alert at or under this price: 12.5 or '12,50€'.",
+)
+@click.option(
+    "--float-min",
+    metavar="FLOAT",
+    help="new_listings: only listings with a float of at least this.",
+)
+@click.option(
+    "--float-max", metavar="FLOAT", help="new_listings: only listings with a float of at most this."
+)
+@click.option(
+    "--max-lowest-sell",
+    metavar="PRICE",
+    help="order_book: alert when the lowest sell is at or under.",
+)
+@click.option(
+    "--min-highest-buy",
+    metavar="PRICE",
+    help="order_book: alert when the highest buy is at or over.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the new task as JSON, not its id.")
+def add(as_json: bool, **options: str | None) -> None:
+    """Add a watch and print its id.
+
+    Prices are a number in the currency's main unit (12.5 is 12,50€) or a price as Steam
+    writes it ('12,50€', '$3.49'). A second watch of the same item and kind for the same
+    owner is refused.
+    """
+    settings = settings_or_exit()
+    definition = {name: value for name, value in options.items() if value is not None}
+    try:
+        spec = parse_task(definition, min_interval=settings.min_check_interval)
+    except TaskSpecError as e:
+        fail(str(e))
+    task = _on_database(settings, lambda db: _add(db, spec))
+    if as_json:
+        echo_json(task_json(task))
+    else:
+        click.echo(task.id)
+
+
+async def _add(db: Database, spec: TaskSpec) -> Task:
+    try:
+        async with db.session_scope() as session:
+            holder = await session.scalar(select(Task.id).where(*_same_watch(spec)))
+            if holder is not None:
+                raise DuplicateWatch(spec, holder)
+            inserted = await session.scalars(insert(Task).values(spec.row()).returning(Task))
+            return inserted.one()
+    except IntegrityError as e:  # added by someone else since the check above
+        if _is_duplicate_watch(e):
+            raise DuplicateWatch(spec, None) from e
+        raise
+
+
+def _same_watch(spec: TaskSpec) -> tuple[Any, ...]:
+    return (
+        Task.owner == spec.owner,
+        Task.appid == spec.appid,
+        Task.market_hash_name == spec.market_hash_name,
+        Task.kind == spec.kind,
+    )
+
+
+# --- list and show --------------------------------------------------------------------------
+
+
+@tasks.command(name="list")
+@click.option("--owner", metavar="NAME", help="Only this owner's tasks.")
+@click.option("--status", type=click.Choice(TASK_STATUSES), help="Only tasks in this status.")
+@click.option("--kind", type=click.Choice(WATCH_KINDS), help="Only watches of this kind.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=100,
+    show_default=True,
+    help="Show at most this many tasks, lowest ids first (0: all).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of tasks.")
+def list_(
+    owner: str | None, status: str | None, kind: str | None, limit: int, as_json: bool
+) -> None:
+    """List tasks, lowest ids first."""
+    settings = settings_or_exit()
+    found, total = _on_database(settings, lambda db: _list(db, owner, status, kind, limit))
+    if as_json:
+        echo_json([task_json(task) for task in found])
+    elif not found:
+        click.echo("no tasks", err=True)
+    else:
+        headers = ("id", "owner", "kind", "item", "watching", "every", "status", "next (UTC)")
+        table = Table(*(Column(h, overflow="fold") for h in headers))  # cut nothing off
+        for task in found:
+            table.add_row(
+                str(task.id),
+                task.owner,
+                task.kind,
+                f"{task.appid}/{task.market_hash_name}",
+                watching(task),
+                duration(task.check_interval),
+                task.status + ("" if task.is_active else " (inactive)"),
+                when(task.next_check, short=True),
+            )
+        console().print(table)
+    if len(found) < total:
+        click.echo(f"showing {len(found)} of {total} tasks (--limit)", err=True)
+
+
+async def _list(
+    db: Database, owner: str | None, status: str | None, kind: str | None, limit: int
+) -> tuple[list[Task], int]:
+    filters = [
+        column == value
+        for column, value in ((Task.owner, owner), (Task.status, status), (Task.kind, kind))
+        if value is not None
+    ]
+    async with db.session_scope() as session:
+        query = select(Task).where(*filters).order_by(Task.id)
+        found = list(await session.scalars(query.limit(limit) if limit else query))
+        total = await session.scalar(select(func.count()).select_from(Task).where(*filters))
+    return found, total or 0
+
+
+@tasks.command()
+@click.argument("task_id", metavar="ID", type=int)
+@click.option(
+    "--history",
+    type=click.IntRange(0, 1000),
+    default=5,
+    show_default=True,
+    help="How many of the latest price checks to show.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the task and its checks as JSON.")
+def show(task_id: int, history: int, as_json: bool) -> None:
+    """Show every field of one task and its latest price checks."""
+    settings = settings_or_exit()
+    task, checks = _on_database(settings, lambda db: _show(db, task_id, history))
+    if as_json:
+        echo_json({**task_json(task), "history": [check_json(c) for c in checks]})
+        return
+    fields = Table.grid(padding=(0, 2))
+    fields.add_column(style="bold")
+    fields.add_column()
+    for name, value in task_json(task).items():
+        if name == "conditions":
+            value = f"{watching(task)}  {json.dumps(value, ensure_ascii=False)}"
+        elif isinstance(value, dict):
+            value = json.dumps(value, ensure_ascii=False)
+        fields.add_row(name, "-" if value is None else str(value))
+    out = console()
+    out.print(fields)
+    if not checks:
+        out.print("no price checks yet")
+        return
+    headers = ("checked at (UTC)", "lowest", "median", "volume", "lowest sell", "highest buy",
+               "sell/buy orders", "listings", "source")  # fmt: skip
+    table = Table(*(Column(h, overflow="fold") for h in headers), title="latest checks")
+    for check in checks:
+        prices = [money(getattr(check, name), check.currency) for name in MONEY_COLUMNS]
+        table.add_row(
+            when(check.checked_at),
+            *prices[:2],
+            or_dash(check.volume),
+            *prices[2:],
+            f"{or_dash(check.sell_count)}/{or_dash(check.buy_count)}",
+            or_dash(None if check.listings is None else len(check.listings)),
+            or_dash(check.source),
+        )
+    out.print(table)
+
+
+async def _show(db: Database, task_id: int, history: int) -> tuple[Task, list[PriceSnapshot]]:
+    async with db.session_scope() as session:
+        task = await session.get(Task, task_id)
+        if task is None:
+            raise NoSuchTask([task_id])
+        checks = await session.scalars(
+            select(PriceSnapshot)
+            .where(PriceSnapshot.task_id == task_id)
+            .order_by(PriceSnapshot.checked_at.desc(), PriceSnapshot.id.desc())
+            .limit(history)
+        )
+        return task, list(checks)
+
+
+# --- pause, resume, rm ----------------------------------------------------------------------
+
+_IDS = click.argument("ids", metavar="ID...", nargs=-1, required=True, type=int)
+
+
+@tasks.command()
+@_IDS
+def pause(ids: tuple[int, ...]) -> None:
+    """Stop checking these tasks (a check already sent still completes)."""
+    _set(ids, {"status": "paused"}, done="paused")
+
+
+@tasks.command()
+@_IDS
+def resume(ids: tuple[int, ...]) -> None:
+    """Check these tasks again from now, with a clean slate (also revives failed ones).
+
+    Status active, error and recovery counters reset, last error and any lease cleared.
+    """
+    values = {
+        "status": "active",
+        "is_active": True,
+        "consecutive_errors": 0,
+        "recovery_attempts": 0,
+        "last_error": None,
+        "next_check": func.now(),
+        # A check still in flight loses its lease; its result is then ignored.
+        "lease_token": None,
+        "lease_expires_at": None,
+    }
+    _set(ids, values, done="resumed")
+
+
+def _set(ids: Sequence[int], values: dict[str, Any], *, done: str) -> None:
+    settings = settings_or_exit()
+    wanted = _unique(ids)
+
+    async def work(db: Database) -> None:
+        async with db.session_scope() as session:
+            await _lock(session, wanted)
+            await session.execute(
+                update(Task).where(Task.id.in_(wanted)).values(**values, updated_at=func.now())
+            )
+
+    _on_database(settings, work)
+    click.echo(f"{done} {', '.join(map(str, wanted))}")
+
+
+@tasks.command()
+@_IDS
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def rm(ids: tuple[int, ...], yes: bool) -> None:
+    """Delete these tasks, with their price history."""
+    settings = settings_or_exit()
+    wanted = _unique(ids)
+
+    async def work(db: Database) -> None:
+        async with db.session_scope() as session:
+            found = await _lock(session, wanted)  # unknown ids fail before the question
+        if not yes:
+            await asyncio.to_thread(_confirm_removal, found)
+        async with db.session_scope() as session:
+            await _lock(session, wanted)
+            await session.execute(delete(Task).where(Task.id.in_(wanted)))
+
+    _on_database(settings, work)
+    click.echo(f"removed {', '.join(map(str, wanted))}")
+
+
+def _confirm_removal(found: Sequence[Task]) -> None:
+    for task in found:
+        click.echo(
+            f"  {task.id}: {task.owner} {task.kind} {task.appid}/{task.market_hash_name}", err=True
+        )
+    click.confirm(f"Delete {len(found)} task(s)?", abort=True, err=True)
+
+
+# --- import ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Imported:
+    """What an import wrote (ids, in file order) and the rows it skipped."""
+
+    ids: list[int] = field(default_factory=list)
+    skipped: list[BadRow] = field(default_factory=list)
+
+
+@tasks.command(name="import", short_help="Add the watches in a CSV or JSON file.")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json"]),
+    help="The file's format; by default its extension's (.csv, .json).",
+)
+@click.option("--skip-invalid", is_flag=True, help="Import the good rows, list the bad ones.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+def import_(file: Path, fmt: str | None, skip_invalid: bool, as_json: bool) -> None:
+    """Add the watches in FILE: CSV with a header row, or a JSON array of objects.
+
+    Fields are named as the options of `add`: owner, appid, item (or market_hash_name),
+    currency, kind, interval (or check_interval), max_price, float_min, float_max,
+    max_lowest_sell, min_highest_buy; an empty CSV cell is not given. Every bad row is
+    reported with its line; if there is one, nothing is imported unless --skip-invalid.
+    Duplicates, in the file or of existing watches, are bad rows. All rows are written in
+    one transaction.
+    """
+    settings = settings_or_exit()
+    fmt = fmt or {".csv": "csv", ".json": "json"}.get(file.suffix.lower())
+    if fmt is None:
+        fail(f"{file}: cannot tell the format from the extension; use --format csv or json")
+    try:
+        content = file.read_text(encoding="utf-8-sig")
+        rows = csv_rows(content) if fmt == "csv" else json_rows(content)
+    except OSError as e:
+        fail(f"{file}: cannot read it: {e.strerror or e}")
+    except UnicodeDecodeError as e:
+        fail(f"{file}: is not UTF-8 text (byte {e.start})")
+    except ImportFileError as e:
+        fail(f"{file}: {e}")
+    good, bad = validate_rows(rows, min_interval=settings.min_check_interval)
+    outcome = _on_database(settings, lambda db: _import(db, good, bad, skip_invalid))
+    if as_json:
+        skipped = [{"line": b.line, "where": b.where, "error": b.reason} for b in outcome.skipped]
+        echo_json({"imported": len(outcome.ids), "ids": outcome.ids, "skipped": skipped})
+        return
+    for row in outcome.skipped:
+        click.echo(f"steamwatch: skipped {row}", err=True)
+    click.echo(f"imported {len(outcome.ids)}, skipped {len(outcome.skipped)}")
+
+
+_HELD = text(
+    """
+    SELECT t.id, t.owner, t.appid, t.market_hash_name, t.kind
+    FROM tasks AS t
+    JOIN unnest(CAST(:owners AS text[]), CAST(:appids AS integer[]),
+                CAST(:names AS text[]), CAST(:kinds AS text[])) AS w(owner, appid, name, kind)
+      ON t.owner = w.owner AND t.appid = w.appid AND t.market_hash_name = w.name
+     AND t.kind = w.kind
+    """
+)
+
+
+async def _import(
+    db: Database,
+    good: Sequence[tuple[Row, TaskSpec]],
+    bad: Sequence[BadRow],
+    skip_invalid: bool,
+) -> Imported:
+    try:
+        async with db.session_scope() as session:
+            held = await _held_watches(session, [spec for _, spec in good])
+            outcome = Imported(skipped=list(bad))
+            writable = []
+            for row, spec in good:
+                if spec.watch in held:
+                    reason = f"{WATCH_FIELDS}: task {held[spec.watch]} already watches it"
+                    outcome.skipped.append(BadRow(row.where, row.line, reason))
+                else:
+                    writable.append(spec.row())
+            outcome.skipped.sort(key=lambda b: b.line)
+            if outcome.skipped and not skip_invalid:
+                raise ImportRejected(outcome.skipped, len(writable))
+            if writable:
+                statement = insert(Task).returning(Task.id, sort_by_parameter_order=True)
+                outcome.ids = list(await session.scalars(statement, writable))
+            return outcome
+    except IntegrityError as e:
+        if _is_duplicate_watch(e):
+            raise TasksError(
+                f"nothing imported: {WATCH_FIELDS}: a watch in this file was added meanwhile;"
+                " run the import again to see which"
+            ) from e
+        raise
+
+
+async def _held_watches(
+    session: AsyncSession, specs: Sequence[TaskSpec]
+) -> dict[tuple[str, int, str, str], int]:
+    """Which of these watches exist already, and the id of the task holding each."""
+    if not specs:
+        return {}
+    result = await session.execute(
+        _HELD,
+        {
+            "owners": [s.owner for s in specs],
+            "appids": [s.appid for s in specs],
+            "names": [s.market_hash_name for s in specs],
+            "kinds": [s.kind for s in specs],
+        },
+    )
+    return {(r.owner, r.appid, r.market_hash_name, r.kind): r.id for r in result}
+
+
+# --- rendering ------------------------------------------------------------------------------
