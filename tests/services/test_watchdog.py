@@ -15,9 +15,11 @@ from typing import Any
 
 import aiohttp
 import psutil
+import redis as sync_redis
 from sqlalchemy import select, text, update
 
 from shared.db import Database
+from shared.heartbeat import read_beats
 from shared.models import PriceSnapshot, Task
 from tests.fixtures.system import SESSION_STATE_ERRORS, System
 from tests.services.test_pipeline import (
@@ -74,11 +76,15 @@ async def test_a_fetcher_worker_killed_mid_check_loses_no_task_and_duplicates_no
 
     assert await until(steam_asked, within=latency, every=0.05)
     assert await all_in_flight()
-    [worker] = psutil.Process(fetcher.process.pid).children()
+    # The worker process (not the fork serving /metrics): the one that heart-beats as a fetcher.
+    with sync_redis.Redis.from_url(redis_url) as client:
+        beats = read_beats(client)
+    [worker_pid] = [int(b.instance.rsplit(":", 1)[1]) for b in beats if b.service == "fetcher"]
+    assert worker_pid in {p.pid for p in psutil.Process(fetcher.process.pid).children()}
     async with db.session_scope() as s:
         held = {r.id: r.lease_token for r in await s.execute(select(Task.id, Task.lease_token))}
     fetcher.stopped_on_purpose = True
-    os.kill(worker.pid, signal.SIGKILL)
+    os.kill(worker_pid, signal.SIGKILL)
     killed_at = datetime.now(UTC)
     # Its main process notices and exits, as a pod would; the replacement comes up at once.
     assert await until(lambda: _truthy(fetcher.process.poll() is not None), within=30)
