@@ -5,8 +5,11 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
-# promtool checks the alert rules and every service's /metrics in the tests.
+# promtool checks the alert rules and every service's /metrics in the tests; checkov the
+# Kubernetes manifests (in a venv of its own: it pins versions the project's tools outgrew).
 PROMTOOL := $(VENV)/tools/promtool
+CHECKOV  := $(VENV)/tools/checkov
+CHECKOV_VERSION := 3.3.30
 
 .PHONY: run test lint typecheck venv clean help
 
@@ -34,7 +37,13 @@ run: $(STAMP)
 $(PROMTOOL): | $(STAMP)
 	scripts/install-promtool $@
 
-test: $(STAMP) $(PROMTOOL)
+$(CHECKOV): | $(STAMP)
+	@echo "installing checkov $(CHECKOV_VERSION) in $(VENV)/tools/checkov-env"
+	$(BIN)/python -m venv $(VENV)/tools/checkov-env
+	$(VENV)/tools/checkov-env/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+	ln -sf checkov-env/bin/checkov $@
+
+test: $(STAMP) $(PROMTOOL) $(CHECKOV)
 	PATH="$(CURDIR)/$(VENV)/tools:$$PATH" $(BIN)/python -m pytest
 
 lint: $(STAMP)

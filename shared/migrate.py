@@ -54,3 +54,21 @@ def heads() -> list[str]:
     from alembic.script import ScriptDirectory
 
     return list(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+async def current(url: str) -> set[str]:
+    """The revisions the database at ``url`` is at (empty before the first migration)."""
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            return set(
+                await connection.run_sync(
+                    lambda sync: MigrationContext.configure(sync).get_current_heads()
+                )
+            )
+    finally:
+        await engine.dispose()

@@ -170,6 +170,7 @@ def setup_worker(
     database_url, redis_url = settings.database_url.reveal(), settings.redis_url.reveal()
     from dramatiq.middleware import CurrentMessage
 
+    from shared.handback import HandBack
     from shared.message_metrics import MessageMetrics
 
     resources = WorkerResources(
@@ -180,6 +181,7 @@ def setup_worker(
         middleware=[
             CurrentMessage(),  # the message id on every log line of the actor
             MessageMetrics(),
+            HandBack(),  # what SIGTERM's shutdown timeout cut short goes back to the queue
             resources,
             WorkerHeartbeat(service=service, redis_url=redis_url),
         ],

@@ -137,6 +137,39 @@ def downgrade(revision: str) -> None:
     _migrate("downgrade", revision)
 
 
+@db.command()
+@click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait at most.")
+@click.option("--every", default=2.0, show_default=True, help="Seconds between two looks.")
+def wait(timeout: float, every: float) -> None:
+    """Wait until the database is reachable and migrated to head; exit 1 if not in time.
+
+    What a service's init container runs, so pods start only once the migration Job is done.
+    """
+    import asyncio
+    import time
+
+    from shared import migrate
+
+    settings = settings_or_exit()
+    if settings.database_url is None:
+        fail("db wait: set STEAMWATCH_DATABASE_URL (it waits for a server, never starts one)")
+    url, head = settings.database_url.reveal(), set(migrate.heads())
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            at = asyncio.run(migrate.current(url))
+            problem = None if at == head else f"at {sorted(at) or 'no revision'}, not at head"
+        except Exception as e:  # not reachable yet: keep waiting, say why
+            problem = f"not reachable ({type(e).__name__})"
+        if problem is None:
+            click.echo(f"database at {', '.join(sorted(head))}", err=True)
+            return
+        if time.monotonic() >= deadline:
+            fail(f"db wait: gave up after {timeout:g}s: the database is {problem}", code=1)
+        click.echo(f"waiting: the database is {problem}", err=True)
+        time.sleep(every)
+
+
 def _migrate(direction: str, revision: str) -> None:
     from shared import migrate
     from shared.embedded import stores

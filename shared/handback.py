@@ -1,0 +1,58 @@
+"""Hand unfinished messages back to their queue when a worker stops (SIGTERM, a rollout).
+
+On shutdown dramatiq waits ``--worker-shutdown-timeout`` for running messages, then requeues
+only the ones it had prefetched and not started: a message still running when the wait ends
+stays in the stopped worker's acknowledgement set until a maintenance pass notices the worker
+is gone (a minute at least, at random). This middleware puts those back at once, so another
+worker takes them while this one exits within the pod's grace period. Doing a check twice is
+harmless: every write is conditional on the task's lease, so whichever finishes second changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from typing import Any
+
+import structlog
+from dramatiq import Broker, Middleware, Worker
+
+log = structlog.get_logger(__name__)
+
+
+class HandBack(Middleware):
+    """Tracks the messages being processed; requeues the unfinished ones at worker shutdown."""
+
+    def __init__(self) -> None:
+        self._running: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def before_process_message(self, broker: Broker, message: Any) -> None:
+        with self._lock:
+            self._running[message.message_id] = message
+
+    def after_process_message(
+        self, broker: Broker, message: Any, *, result: Any = None, exception: Any = None
+    ) -> None:
+        with self._lock:
+            self._running.pop(message.message_id, None)
+
+    after_skip_message = after_process_message
+
+    def after_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
+        with self._lock:
+            unfinished, self._running = list(self._running.values()), {}
+        if not unfinished or not hasattr(broker, "do_requeue"):
+            return
+        by_queue: dict[str, list[str]] = defaultdict(list)
+        for message in unfinished:
+            by_queue[message.queue_name].append(message.options["redis_message_id"])
+        for queue, ids in by_queue.items():
+            try:
+                broker.do_requeue(queue, *ids)
+            except Exception:  # Redis gone too: the maintenance pass or the lease covers them
+                log.exception("could not hand messages back", queue=queue, count=len(ids))
+            else:
+                log.warning("unfinished messages handed back to the queue", queue=queue,
+                            count=len(ids), redis_message_ids=ids)  # fmt: skip
