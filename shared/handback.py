@@ -7,6 +7,12 @@ is gone (a minute at least, at random). This middleware puts those back at once,
 worker takes them while this one exits within the pod's grace period. Doing a check twice is
 harmless: every write is conditional on the task's lease, so whichever finishes second changes
 nothing.
+
+Add it last: dramatiq runs ``after_worker_shutdown`` hooks in reverse order, so it runs first,
+while the unfinished messages still run, before other middleware closes what they use (a check
+cut short that way leaves its lease for the requeued copy). The cut-short message's late ack is
+harmless: dramatiq deletes a message on ack only if it is still in the worker's ack set, and
+the requeue took it out.
 """
 
 from __future__ import annotations

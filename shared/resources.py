@@ -152,7 +152,8 @@ def setup_worker(
 ) -> tuple[Broker, WorkerResources, Settings]:
     """Everything a dramatiq worker process of ``service`` needs, from its environment.
 
-    Called from the ``setup`` function the dramatiq CLI imports; sets the global broker.
+    Called from the ``setup`` function the dramatiq CLI imports; sets the global broker. The
+    setup adds its own middleware, then :class:`shared.handback.HandBack` last of all.
     """
     import dramatiq
 
@@ -170,7 +171,6 @@ def setup_worker(
     database_url, redis_url = settings.database_url.reveal(), settings.redis_url.reveal()
     from dramatiq.middleware import CurrentMessage
 
-    from shared.handback import HandBack
     from shared.message_metrics import MessageMetrics
 
     resources = WorkerResources(
@@ -181,7 +181,6 @@ def setup_worker(
         middleware=[
             CurrentMessage(),  # the message id on every log line of the actor
             MessageMetrics(),
-            HandBack(),  # what SIGTERM's shutdown timeout cut short goes back to the queue
             resources,
             WorkerHeartbeat(service=service, redis_url=redis_url),
         ],

@@ -135,6 +135,14 @@ async def test_every_service_serves_health_and_metrics_promtool_accepts_covering
                 and "check re-sent" in logs)  # fmt: skip
 
     assert await until(settled, within=90), system.logs()[-3000:]
+    # Structured logs: every line the check handling wrote names its task and dramatiq message.
+    lines = [json.loads(line) for line in system.logs("fetcher").splitlines()
+             if line.startswith("{")]  # fmt: skip
+    handled = [x for x in lines if x.get("logger") == "services.fetcher.check"]
+    assert handled and all(
+        isinstance(x.get("task_id"), int) and re.fullmatch(r"[0-9a-f-]{36}", x.get("message_id", ""))
+        for x in handled
+    ), handled[:3]
     assert system.stop(procs["scheduler"]) == 0  # nothing new is claimed from here on
     base = {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}
 

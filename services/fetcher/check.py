@@ -42,6 +42,8 @@ class Fetcher:
     backoff: Backoff = Backoff()
     # A task changed status: "stalled", "recovered" or "failed" -> metric.
     transition: Count = lambda _status: None
+    # True once this worker is shutting down (its HTTP session may close under a check).
+    stopping: Callable[[], bool] = lambda: False
 
 
 async def fetch(steam: SteamClient, kind: str, item: Item) -> Result:
@@ -99,10 +101,16 @@ async def check_task(fetcher: Fetcher, message: CheckMessage) -> ResultMessage |
             fetcher.count("deferred")
             log.info("no proxy free; deferred", task_id=task_id, until=str(next_check))
             return None
-        except SteamError as e:
-            error = redact_text(f"{type(e).__name__}: {e}")
-        except Exception as e:  # a bug or an outage: still a failed check, never a dead task
-            log.exception("check failed unexpectedly", task_id=task_id)
+        except Exception as e:
+            if fetcher.stopping():
+                # Cut short by this worker's shutdown, not the task's failure: the lease stays,
+                # and the message, handed back to the queue, is redone by another worker.
+                log.info("check interrupted by shutdown; left for another worker",
+                         task_id=task_id, error=f"{type(e).__name__}")  # fmt: skip
+                fetcher.count("interrupted")
+                return None
+            if not isinstance(e, SteamError):  # a bug or an outage: a failed check all the same
+                log.exception("check failed unexpectedly", task_id=task_id)
             error = redact_text(f"{type(e).__name__}: {e}")
 
         checked_at = datetime.now(UTC)

@@ -23,6 +23,7 @@ class SteamResources(Middleware):
         self.settings = settings
         self.resources = resources
         self._client: SteamClient | None = None
+        self.stopping = False  # set when the worker starts shutting down
 
     @property
     def client(self) -> SteamClient:
@@ -51,6 +52,9 @@ class SteamResources(Middleware):
 
     def before_worker_boot(self, broker: Broker, worker: Worker) -> None:
         self._client = get_event_loop_thread().run_coroutine(self._open())  # type: ignore[union-attr]
+
+    def before_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
+        self.stopping = True
 
     def after_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
         client, self._client = self._client, None

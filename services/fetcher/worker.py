@@ -11,6 +11,7 @@ from prometheus_client import Counter
 from services.fetcher.check import Fetcher, check_task
 from services.fetcher.steam import SteamResources
 from shared.broker import CHECK_ACTOR, CHECKS_QUEUE
+from shared.handback import HandBack
 from shared.health import serve_worker_health
 from shared.messages import CheckMessage, guarded
 from shared.resources import setup_worker
@@ -23,14 +24,15 @@ CHECKS = Counter("steamwatch_checks", "Checks by outcome", ["outcome"])
 TRANSITIONS = Counter(
     "steamwatch_task_transitions", "Tasks that became stalled, recovered or failed", ["to"]
 )
-OUTCOMES = ("ok", "error", "deferred", "dropped_gone", "dropped_inactive", "dropped_stale",
-            "dropped_malformed")  # fmt: skip
+OUTCOMES = ("ok", "error", "deferred", "interrupted", "dropped_gone", "dropped_inactive",
+            "dropped_stale", "dropped_malformed")  # fmt: skip
 
 
 def setup() -> None:
     broker, resources, settings = setup_worker(service=SERVICE, queues=QUEUES)
     steam = SteamResources(settings=settings, resources=resources)
     broker.add_middleware(steam)
+    broker.add_middleware(HandBack())  # last: see shared.handback
 
     backoff = backoff_of(settings)
 
@@ -48,7 +50,8 @@ def setup() -> None:
 
     async def check(message: CheckMessage) -> None:
         fetcher = Fetcher(db=resources.pools.db, steam=steam.client, broker=broker, count=count,
-                          backoff=backoff, transition=transition)  # fmt: skip
+                          backoff=backoff, transition=transition,
+                          stopping=lambda: steam.stopping)  # fmt: skip
         await check_task(fetcher, message)
 
     dramatiq.actor(

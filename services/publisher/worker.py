@@ -11,6 +11,7 @@ from prometheus_client import Counter
 from services.publisher.publish import Publisher, publish_result
 from shared.broker import RESULT_ACTOR, RESULTS_QUEUE
 from shared.events import EVENT_KINDS
+from shared.handback import HandBack
 from shared.health import serve_worker_health
 from shared.messages import ResultMessage, guarded
 from shared.resources import setup_worker
@@ -28,6 +29,7 @@ DUPLICATES = Counter(
 
 def setup() -> None:
     broker, resources, _settings = setup_worker(service=SERVICE, queues=QUEUES)
+    broker.add_middleware(HandBack())  # last: see shared.handback
 
     for kind in sorted(EVENT_KINDS):  # every series from the start, at 0
         EVENTS.labels(kind=kind)
