@@ -1,7 +1,8 @@
 """The scheduler process: every tick, claim due tasks and send one check message each.
 
 Claims commit before messages go out: a scheduler that dies in between leaves leases that
-expire, and the watchdog re-sends those checks. When the checks queue is deeper than the
+expire, and the watchdog re-sends those checks; a message that cannot be sent (Redis gone)
+gives its claim back at once, for the next tick. When the checks queue is deeper than the
 high-water mark, the tick claims less (or nothing) and says so in a metric.
 """
 
@@ -20,7 +21,7 @@ from shared.health import HealthSpec
 from shared.lifecycle import run_ticking_service
 from shared.messages import CheckMessage, send_check
 from shared.resources import Pools, pool_spec
-from shared.schedule import Claim, claim_due
+from shared.schedule import Claim, claim_due, defer
 
 SERVICE = "scheduler"
 log = structlog.get_logger(__name__)
@@ -65,11 +66,13 @@ class Scheduler:
             return []
         async with pools.db.session_scope() as session:
             claims = await claim_due(session, batch=room, lease_seconds=self.lease_seconds)
-        if claims:
-            await asyncio.to_thread(self._send, claims)
+        if claims and (unsent := await asyncio.to_thread(self._send, claims)):
+            await self._give_back(pools, unsent)
         return claims
 
-    def _send(self, claims: list[Claim]) -> None:
+    def _send(self, claims: list[Claim]) -> list[Claim]:
+        """Send one check per claim; returns the claims whose message could not be sent."""
+        unsent = []
         for claim in claims:
             LAG.observe(claim.lag)
             try:
@@ -77,11 +80,29 @@ class Scheduler:
                     self.broker, CheckMessage(task_id=claim.task_id, lease_token=claim.lease_token)
                 )
             except Exception:
-                # The lease expires and the watchdog re-sends this one.
                 SEND_FAILURES.inc()
                 log.exception("could not send a check", task_id=claim.task_id)
+                unsent.append(claim)
             else:
                 CLAIMED.inc()
+        return unsent
+
+    async def _give_back(self, pools: Pools, unsent: list[Claim]) -> None:
+        """Release the leases of checks never sent, so the next tick claims them again.
+
+        Without this they would wait for their lease to expire (two minutes by default) and
+        the watchdog. If the release fails too, that remains the way back.
+        """
+        try:
+            async with pools.db.session_scope() as session:
+                for claim in unsent:
+                    await defer(session, task_id=claim.task_id, token=claim.lease_token,
+                                at=claim.next_check)  # fmt: skip
+        except Exception:
+            log.exception("could not release unsent claims; their leases will expire",
+                          count=len(unsent))  # fmt: skip
+        else:
+            log.warning("unsent claims released for the next tick", count=len(unsent))
 
 
 def main(settings: Settings, *, database_url: str, redis_url: str) -> None:
