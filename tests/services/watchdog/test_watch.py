@@ -17,7 +17,7 @@ import dramatiq
 import pytest
 import redis.asyncio
 from prometheus_client import REGISTRY
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from services.watchdog.watch import Watchdog
 from shared.broker import CHECKS_QUEUE, RESULTS_QUEUE, create_broker
@@ -25,6 +25,7 @@ from shared.db import Database
 from shared.messages import REQUEUES_OPTION, CheckMessage, ResultMessage
 from shared.models import Task
 from shared.resources import Pools
+from tests.shared.test_repairs import _lease as lease
 from tests.shared.test_schedule import _add, _rows, _task
 
 PAST = datetime.now(UTC) - timedelta(minutes=5)
@@ -50,16 +51,6 @@ async def queued(pools: Pools, queue: str = CHECKS_QUEUE) -> list[dict[str, Any]
     """The messages waiting in ``queue``: kwargs plus the options they carry."""
     raw = await pools.redis.hvals(f"steamwatch:{queue}.msgs")
     return [{**json.loads(m)["kwargs"], "options": json.loads(m)["options"]} for m in raw]
-
-
-async def lease(db: Database, task_id: int, *, expired: bool) -> uuid.UUID:
-    token = uuid.uuid4()
-    expiry = datetime.now(UTC) + (timedelta(seconds=-1) if expired else timedelta(minutes=5))
-    async with db.session_scope() as s:
-        await s.execute(
-            update(Task).where(Task.id == task_id).values(lease_token=token, lease_expires_at=expiry)
-        )
-    return token
 
 
 def metric(name: str, **labels: str) -> float:
