@@ -17,6 +17,7 @@ the requeue took it out.
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections import defaultdict
 from typing import Any
@@ -46,6 +47,22 @@ class HandBack(Middleware):
 
     after_skip_message = after_process_message
 
+    def after_worker_boot(self, broker: Broker, worker: Worker) -> None:
+        """Let only the first stop signal through to dramatiq's handler in this process.
+
+        dramatiq takes a second SIGTERM or SIGHUP as "kill now": it exits the process without
+        stopping the worker, and with the AsyncIO middleware its threads then keep the process
+        alive for good (a signal sent to the whole process group, or one that arrives twice,
+        is enough). Repeats are logged and ignored; the worker goes on draining, and SIGKILL
+        at the end of the grace period remains the hard stop.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers belong to the main thread (a worker in a test)
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            first = signal.getsignal(signum)
+            if callable(first):
+                signal.signal(signum, _once(first))
+
     def after_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
         with self._lock:
             unfinished, self._running = list(self._running.values()), {}
@@ -62,3 +79,17 @@ class HandBack(Middleware):
             else:
                 log.warning("unfinished messages handed back to the queue", queue=queue,
                             count=len(ids), redis_message_ids=ids)  # fmt: skip
+
+
+def _once(handler: Any) -> Any:
+    """``handler`` for the first stop signal of this process; a log line for the others."""
+    seen = threading.Event()
+
+    def once(signum: int, frame: Any) -> Any:
+        if seen.is_set():
+            log.warning("stop signal repeated; still draining", signal=signal.Signals(signum).name)
+            return None
+        seen.set()
+        return handler(signum, frame)
+
+    return once

@@ -95,3 +95,23 @@ async def _steam_asked(system: System, count: int) -> bool:
         async with http.get(f"{system.sim_url}/__sim/stats?timestamps=0") as r:
             stats = await r.json()
     return int(stats["totals"]["priceoverview"]["seen"]) >= count
+
+
+async def test_a_repeated_sigterm_still_drains_and_exits(
+    db: Database, system: System, redis_url: str
+) -> None:
+    """dramatiq's main passes every SIGTERM on; its workers take a second one as "kill", which
+    with the AsyncIO middleware leaves the process hanging. A repeat must change nothing."""
+    fetcher = system.start("fetcher", **FAST)
+    assert await until(lambda: _logged(system, "Worker process is ready"), within=60)
+    workers = {b.instance for b in _beats(redis_url) if b.service == "fetcher"}
+    assert workers
+    fetcher.stopped_on_purpose = True
+    fetcher.process.send_signal(signal.SIGTERM)
+    # Once the worker has begun to stop (signals sent together may merge into one), another.
+    assert await until(lambda: _logged(system, "Stopping worker process"), within=30, every=0.02)
+    fetcher.process.send_signal(signal.SIGTERM)
+    code = await asyncio.to_thread(fetcher.process.wait, 60)
+    assert code == 0, fetcher.text()[-3000:]
+    assert '"stop signal repeated; still draining"' in fetcher.text()
+    assert '"Worker has been shut down."' in fetcher.text()
