@@ -13,9 +13,9 @@ from collections.abc import Callable
 import redis.asyncio
 from sqlalchemy import text
 
-from shared import deadletters
-from shared.broker import CHECKS_QUEUE, RESULTS_QUEUE, queue_key
+from shared.broker import CHECKS_QUEUE, RESULTS_QUEUE
 from shared.db import Database
+from shared.queues import all_queue_stats
 from steamwatch.tail import follow
 
 _STATUS = text(
@@ -34,13 +34,12 @@ _STATUS = text(
 async def status_line(db: Database, client: redis.asyncio.Redis) -> str:
     async with db.session_scope() as session:
         row = (await session.execute(_STATUS)).one()
-    checks_q = await client.llen(queue_key(CHECKS_QUEUE))
-    results_q = await client.llen(queue_key(RESULTS_QUEUE))
-    dead = sum([await deadletters.depth(client, q) for q in (CHECKS_QUEUE, RESULTS_QUEUE)])
+    queues = {q.queue: q for q in await all_queue_stats(client)}
+    dead = sum(q.dead for q in queues.values())
     return (
         f"status: {row.checks} checks/min, {row.failing} failing, {row.stalled} stalled, "
-        f"{row.failed} failed, queues checks={checks_q} results={results_q} dead={dead}, "
-        f"lag {float(row.lag):.1f}s"
+        f"{row.failed} failed, queues checks={queues[CHECKS_QUEUE].ready} "
+        f"results={queues[RESULTS_QUEUE].ready} dead={dead}, lag {float(row.lag):.1f}s"
     )
 
 

@@ -183,7 +183,7 @@ class Watchdog:
         for status, n in report.tasks.items():
             TASKS.labels(status=status).set(n)
         PASS_SECONDS.observe(time.perf_counter() - started)
-        self._log(report)
+        self._record(report)
         return report
 
     async def _expired(self, session: AsyncSession, report: Report, room: int) -> int:
@@ -319,7 +319,8 @@ class Watchdog:
                 SEND_FAILURES.inc()
                 log.exception("could not send a failure result", task_id=result.task_id)
 
-    def _log(self, report: Report) -> None:
+    def _record(self, report: Report) -> None:
+        """Log what the pass did, with task ids, and count releases and drops in the metrics."""
         for send in report.sends:
             if send.reason == "overdue":
                 log.debug("overdue task sent", task_id=send.task_id)
