@@ -25,6 +25,8 @@ from typing import Any
 import structlog
 from dramatiq import Broker, Middleware, Worker
 
+from shared.broker import HANDED_BACK
+
 log = structlog.get_logger(__name__)
 
 
@@ -77,6 +79,7 @@ class HandBack(Middleware):
             except Exception:  # Redis gone too: the maintenance pass or the lease covers them
                 log.exception("could not hand messages back", queue=queue, count=len(ids))
             else:
+                HANDED_BACK.labels(queue=queue, why="shutdown").inc(len(ids))
                 log.warning("unfinished messages handed back to the queue", queue=queue,
                             count=len(ids), redis_message_ids=ids)  # fmt: skip
 
