@@ -148,14 +148,20 @@ end
 return {0, earliest or (now + 1000)}
 """
 
-# KEYS: cool, strikes.  ARGV: ladder of cool-downs in ms..., decay_ms. Returns the cool-down.
+# KEYS: cool, strikes.  ARGV: ladder of cool-downs in ms..., decay_ms.
+# Returns {1, cool-down ms} for a new cool-down; {0, ms left} for a 429 that arrives during one
+# (a request admitted before it began): the same episode, not another strike.
 _COOL_DOWN = """
+local current = redis.call('GET', KEYS[1])
+if current and current ~= 'unreachable' then
+  return {0, math.max(redis.call('PTTL', KEYS[1]), 0)}
+end
 local strikes = redis.call('INCR', KEYS[2])
 local step = math.min(strikes, #ARGV - 1)
 local ms = tonumber(ARGV[step])
 redis.call('SET', KEYS[1], strikes, 'PX', ms)
 redis.call('PEXPIRE', KEYS[2], ms + tonumber(ARGV[#ARGV]))
-return ms
+return {1, ms}
 """
 
 
@@ -213,13 +219,22 @@ class ProxyPool:
         return Lease(proxy=proxy, endpoint=endpoint)
 
     async def report_rate_limited(self, lease: Lease) -> float:
-        """Steam answered 429: cool this proxy down for this endpoint, longer each time."""
+        """Steam answered 429: cool this proxy down for this endpoint, longer each time.
+
+        Requests already in flight when a cool-down starts may answer 429 too; those belong to
+        the same episode and leave the cool-down as it is. Returns the seconds it has left.
+        """
         log_key, cool, _, strikes = self._keys(lease.endpoint, lease.proxy.label)
         ladder = [int(c * 1000) for c in self.cooldowns]
-        ms = await self._cool_down(
+        started, ms = await self._cool_down(
             keys=[cool, strikes], args=[*ladder, int(self.strike_memory * 1000)]
         )
         seconds = int(ms) / 1000
+        if not int(started):
+            log.info("proxy rate limited during its cool-down; not escalated",
+                     proxy=lease.proxy.label, endpoint=lease.endpoint,
+                     cooldown_left_s=seconds)  # fmt: skip
+            return seconds
         COOLDOWNS.labels(proxy=lease.proxy.label, endpoint=lease.endpoint).inc()
         log.warning(
             "proxy rate limited; cooling down",

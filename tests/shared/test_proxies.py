@@ -87,13 +87,33 @@ async def test_a_window_frees_its_slots_as_it_slides(client: redis.asyncio.Redis
 async def test_429_cools_a_proxy_down_with_escalation(client: redis.asyncio.Redis) -> None:
     pool = _pool(client, cooldowns=(5, 10, 20, 60))
     lease = await pool.acquire("priceoverview")
-    steps = [await pool.report_rate_limited(lease) for _ in range(5)]
+    cool = pool._keys("priceoverview", lease.proxy.label)[1]
+    steps = []
+    for _ in range(5):  # five episodes: each 429 comes after the previous cool-down ended
+        await client.delete(cool)
+        steps.append(await pool.report_rate_limited(lease))
     assert steps == [5, 10, 20, 60, 60]
     # The cooled proxy is skipped; the others still serve.
     labels = {(await pool.acquire("priceoverview")).proxy.label for _ in range(4)}
     assert lease.proxy.label not in labels
     state = {row["proxy"]: row for row in await pool.state("priceoverview")}
     assert 55_000 < int(state[lease.proxy.label]["cooldown_ms"]) <= 60_000  # type: ignore[call-overload]
+
+
+async def test_429s_of_requests_in_flight_do_not_escalate_the_cool_down(
+    client: redis.asyncio.Redis,
+) -> None:
+    pool = _pool(client, cooldowns=(5, 10, 20, 60))
+    lease = await pool.acquire("priceoverview")
+    first = await pool.report_rate_limited(lease)
+    # Four more requests admitted before the cool-down began answer 429 as well.
+    late = [await pool.report_rate_limited(lease) for _ in range(4)]
+    assert first == 5 and all(4 < s <= 5 for s in late), late
+    state = {row["proxy"]: row for row in await pool.state("priceoverview")}
+    assert 4_000 < int(state[lease.proxy.label]["cooldown_ms"]) <= 5_000  # type: ignore[call-overload]
+    # The next episode is the second strike, not the sixth.
+    await client.delete(pool._keys("priceoverview", lease.proxy.label)[1])
+    assert await pool.report_rate_limited(lease) == 10
 
 
 async def test_cooldown_ends_and_the_proxy_comes_back(client: redis.asyncio.Redis) -> None:
