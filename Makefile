@@ -11,11 +11,13 @@ PROMTOOL := $(VENV)/tools/promtool
 CHECKOV  := $(VENV)/tools/checkov
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: run test lint typecheck venv clean help
+.PHONY: run test bench soak lint typecheck venv clean help
 
 help:
 	@echo "make run        run everything (embedded PostgreSQL/Redis unless STEAMWATCH_*_URL are set)"
 	@echo "make test       run the test suite against real PostgreSQL and Redis"
+	@echo "make bench      benchmarks (SCENARIO=name for one); writes bench/results.json"
+	@echo "make soak       2,000 tasks for 10 minutes with random faults; prints the invariants"
 	@echo "make lint       ruff and mypy"
 	@echo "make clean      remove .venv and caches (not the data in .steamwatch/)"
 
@@ -46,8 +48,14 @@ $(CHECKOV): | $(STAMP)
 test: $(STAMP) $(PROMTOOL) $(CHECKOV)
 	PATH="$(CURDIR)/$(VENV)/tools:$$PATH" $(BIN)/python -m pytest
 
+bench: $(STAMP)
+	$(BIN)/python -m bench $(if $(SCENARIO),--scenario $(SCENARIO))
+
+soak: $(STAMP)
+	$(BIN)/python -m tests.faults.soak $(SOAK_ARGS)
+
 lint: $(STAMP)
-	$(BIN)/ruff check shared services steamwatch simulator tests
+	$(BIN)/ruff check shared services steamwatch simulator tests bench
 	$(BIN)/mypy
 
 clean:
