@@ -11,6 +11,9 @@ Each pass, in one ``session_scope()``:
 4. overdue tasks (active, unleased, due longer ago than the grace period: the scheduler is down
    or held back): claimed and sent like the scheduler would.
 
+Before those, results a dead publisher worker held are put back on their queue (see
+:mod:`services.watchdog.orphans`): they have no lease to expire, so nothing else would.
+
 Every decision is made by a conditional statement on the row as it is now, so a task changed
 by its owner a moment ago is never revived, and two watchdogs never repair the same row twice.
 Messages go out after the commit; one that cannot be sent leaves a lease that expires and is
@@ -31,6 +34,8 @@ import structlog
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.watchdog.orphans import QUEUES as ORPHAN_QUEUES
+from services.watchdog.orphans import Requeued, requeue_orphans
 from shared import deadletters, queues
 from shared.broker import CHECK_ACTOR, CHECKS_QUEUE, RESULTS_QUEUE, queue_key
 from shared.deadletters import DeadLetter
@@ -72,6 +77,11 @@ GAVE_UP = Counter(
     "steamwatch_watchdog_dead_letter_failures",
     "Dead-lettered checks re-sent too often, recorded as failed checks of their task",
 )
+ORPHANS = Counter(
+    "steamwatch_watchdog_orphans_requeued",
+    "Messages a dead worker held, put back on their queue, by queue",
+    ["queue"],
+)
 SEND_FAILURES = Counter("steamwatch_watchdog_send_failures", "Messages the watchdog could not send")
 HELD_BACK = Counter("steamwatch_watchdog_backpressure", "Passes that sent less for a deep queue")
 STALLED = Gauge("steamwatch_tasks_stalled", "Tasks stalled now, waiting for a recovery attempt")
@@ -95,6 +105,8 @@ PASS_SECONDS = Histogram(
 
 for _reason in REASONS:  # every series from the start, at 0
     RESENT.labels(reason=_reason)
+for _queue in ORPHAN_QUEUES:
+    ORPHANS.labels(queue=_queue)
 
 
 @dataclass(frozen=True)
@@ -132,6 +144,7 @@ class Report:
     stalled: int = 0
     tasks: dict[str, int] = field(default_factory=dict)  # by status
     dead_letters: dict[str, int] = field(default_factory=dict)
+    orphans: list[Requeued] = field(default_factory=list)  # results of dead workers requeued
     held_back: bool = False
 
     def sent(self, reason: Reason) -> list[int]:
@@ -152,6 +165,7 @@ class Watchdog:
     async def run_pass(self, pools: Pools) -> Report:
         started = time.perf_counter()
         report = Report()
+        report.orphans = await requeue_orphans(pools.redis, silent_for=self.lease_seconds)
         depth = int(await pools.redis.llen(queue_key(CHECKS_QUEUE)))
         room = self.high_water - depth
         if room < self.batch:
@@ -331,6 +345,10 @@ class Watchdog:
             # Many at once means the scheduler is down or far behind: one line, not thousands.
             log.warning("overdue tasks sent", count=len(overdue), grace=self.grace,
                         task_ids=overdue[:20])  # fmt: skip
+        for orphans in report.orphans:
+            ORPHANS.labels(queue=orphans.queue).inc(orphans.count)
+            log.warning("orphaned results requeued", queue=orphans.queue, count=orphans.count,
+                        worker=orphans.worker, silent_for=self.lease_seconds)  # fmt: skip
         for lease in report.released:
             RELEASED.labels(why=lease.why_released).inc()
             log.info("expired lease released; task not checked", task_id=lease.task_id,
