@@ -148,7 +148,8 @@ async def test_500_checks_in_flight_stay_within_the_pool_bounds(
     async with db.engine.connect() as conn:
         while time.monotonic() - started < 60:
             in_use = await conn.scalar(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'steamwatch-fetcher'"
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'steamwatch-fetcher' "
+                "AND datname = current_database()"
             ))  # fmt: skip
             peak = max(peak, int(in_use or 0))
             done = await conn.scalar(text("SELECT count(*) FROM price_history"))
