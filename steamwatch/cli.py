@@ -106,6 +106,10 @@ def _exec_dramatiq(service: str, settings: Settings) -> NoReturn:
     os.environ.update(multiprocess_env(folder))
     processes = getattr(settings, f"{service}_processes")
     threads = getattr(settings, f"{service}_threads")
+    # Each worker process fetches only as many messages as it has threads (dramatiq's default
+    # is twice that): a wave of checks spreads over every process and replica instead of
+    # waiting in the first one's memory while the others idle.
+    os.environ.setdefault("dramatiq_queue_prefetch", str(threads))
     argv = [
         sys.executable, "-m", "dramatiq", f"services.{service}.worker:setup",
         "--processes", str(processes),

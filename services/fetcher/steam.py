@@ -42,7 +42,7 @@ class SteamResources(Middleware):
         )
         initialize_metrics(pool)
         return SteamClient(
-            http=create_http_session(timeout=s.http_timeout),
+            http=create_http_session(timeout=s.http_timeout, limit=s.fetcher_threads),
             pool=pool,
             base_url=s.steam_base_url,
             family=s.steam_family,

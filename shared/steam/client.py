@@ -84,11 +84,15 @@ class Item:
     currency: int
 
 
-def create_http_session(*, timeout: float) -> aiohttp.ClientSession:
-    """The process's one HTTP session; call on the event loop that will use it."""
+def create_http_session(*, timeout: float, limit: int = 200) -> aiohttp.ClientSession:
+    """The process's one HTTP session; call on the event loop that will use it.
+
+    ``limit`` caps its open connections: a fetcher passes its thread count, since each
+    thread's check has at most one request out at a time.
+    """
     return aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 5.0)),
-        connector=aiohttp.TCPConnector(limit=200, ttl_dns_cache=300),
+        connector=aiohttp.TCPConnector(limit=limit, ttl_dns_cache=300),
         # Cookies are set per request (bMarketOptOut); nothing should stick between proxies.
         cookie_jar=aiohttp.DummyCookieJar(),
         headers={"User-Agent": USER_AGENT, "Accept": "application/json, text/javascript, */*"},

@@ -1,0 +1,1 @@
+"""steamwatch's benchmarks: `make bench` (every scenario) or `make bench SCENARIO=name`."""

@@ -1,0 +1,1 @@
+"""One module per scenario, each with ``TARGETS`` and ``async def run(bench) -> dict``."""

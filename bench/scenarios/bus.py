@@ -1,0 +1,118 @@
+"""bus: what dramatiq alone moves, against what the whole pipeline checks, in the same run.
+
+Raw: a queue pre-filled with check-shaped messages, drained by a no-op actor in real dramatiq
+processes (the fetcher's broker, middleware, processes and threads). End to end: tasks all due,
+scheduler -> fetcher -> simulator (through proxies, no latency, no limits) -> publisher, each
+check counted once the publisher has judged it. Both rates are taken between 10% and 90% done
+(or a fixed window after 10%), so start-up and the tail are left out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from sqlalchemy import text
+
+from bench.harness import Bench, say
+from bench.noop_worker import QUEUE, noop_message
+from bench.scenarios.common_a import (
+    PIPELINE,
+    UNLIMITED_BUDGETS,
+    Rate,
+    catalogue,
+    cpu_seconds,
+    insert_tasks,
+    noop_unacked,
+    start_noop_worker,
+    start_pipeline,
+    stop,
+    wait_ready,
+    warm_simulator,
+)
+from shared.broker import create_broker
+from shared.config import load_settings
+from tests.fixtures.system import System
+
+DESCRIPTION = "raw dramatiq no-op msgs/s vs end-to-end checks/s (scheduler->fetcher->publisher)"
+TARGETS = {"ratio": (">=", 0.5)}
+
+RAW_MESSAGES = 30_000
+E2E_TASKS = 12_000
+WINDOW_S = 20.0  # longest measuring window, after the first 10% are done
+
+
+async def run(bench: Bench) -> dict[str, Any]:
+    system = bench.system(STEAMWATCH_BUDGETS=UNLIMITED_BUDGETS)
+    settings = load_settings(system.base_env())
+    raw, raw_cpu = await _raw(bench, system)
+    say(f"bus: raw {raw:.0f} msgs/s")
+    checks, checks_cpu, failed = await _end_to_end(bench, system)
+    say(f"bus: end to end {checks:.0f} checks/s")
+    return {
+        "raw_msgs_per_s": round(raw, 1),
+        "checks_per_s": round(checks, 1),
+        "ratio": round(checks / raw, 3),
+        "checks_failed": failed,
+        # CPU per message or check, by process tree, over the same windows: what each costs
+        # whatever else the machine was doing.
+        "cpu_ms_per_raw_msg": raw_cpu,
+        "cpu_ms_per_check": checks_cpu,
+        "fetcher_processes": settings.fetcher_processes,
+        "fetcher_threads": settings.fetcher_threads,
+        "publisher_processes": settings.publisher_processes,
+        "publisher_threads": settings.publisher_threads,
+    }
+
+
+async def _raw(bench: Bench, system: System) -> tuple[float, dict[str, float]]:
+    broker = create_broker(redis_url=bench.redis_url)
+    broker.declare_queue(QUEUE)
+    messages = [noop_message(i + 1) for i in range(RAW_MESSAGES)]
+    say(f"bus: sending {RAW_MESSAGES} no-op messages")
+    await asyncio.to_thread(lambda: [broker.enqueue(m) for m in messages])
+    worker = start_noop_worker(bench, system)
+
+    async def done() -> int:
+        return RAW_MESSAGES - await asyncio.to_thread(noop_unacked, bench.redis_url)
+
+    meter = Rate(probe=lambda: cpu_seconds(system, ["noop"]))
+    rate = await meter.watch(done, total=RAW_MESSAGES, window=WINDOW_S, within=120)
+    system.stop(worker)
+    broker.flush_all()
+    broker.close()
+    return rate, meter.cpu_ms_each(meter.done_in_window(0.1 * RAW_MESSAGES))
+
+
+async def _end_to_end(bench: Bench, system: System) -> tuple[float, dict[str, float], int]:
+    # Answering at once, and holding still: no latency, no limits, and no hourly re-pricing
+    # of every order book (the simulator's own work, which Steam would not put on our CPU).
+    system.start_simulator("--no-limits", "--tick-seconds", "3600", proxies=2)
+    names = await catalogue(system.sim_url)
+    await warm_simulator(system.sim_url, names)
+    db = bench.database()
+    try:
+        # Due a second ago, and not again for an hour: each task is checked exactly once.
+        await insert_tasks(db, count=E2E_TASKS, interval=3600, start=-1, spread=0, names=names)
+        say(f"bus: {E2E_TASKS} tasks due; starting scheduler, fetcher, publisher")
+        start_pipeline(system)
+        await wait_ready(system, bench.redis_url, {"scheduler": 1}, within=60)
+        judged = text("SELECT count(*) FROM tasks WHERE condition_state IS NOT NULL")
+
+        async def done() -> int:
+            async with db.session_scope() as s:
+                return int((await s.execute(judged)).scalar_one())
+
+        started = time.perf_counter()
+        meter = Rate(probe=lambda: cpu_seconds(system, ["sim", *PIPELINE]))
+        rate = await meter.watch(done, total=E2E_TASKS, window=WINDOW_S, every=0.5, within=240)
+        say(f"bus: measured after {time.perf_counter() - started:.0f}s")
+        stop(system, ["scheduler", "fetcher", "publisher"])
+        async with db.session_scope() as s:
+            failed = int((await s.execute(
+                text("SELECT count(*) FROM tasks WHERE consecutive_errors > 0")
+            )).scalar_one())  # fmt: skip
+    finally:
+        await db.dispose()
+    return rate, meter.cpu_ms_each(meter.done_in_window(0.1 * E2E_TASKS)), failed
