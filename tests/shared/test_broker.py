@@ -20,7 +20,7 @@ import pytest
 import redis
 from dramatiq import Worker
 
-from shared.broker import NAMESPACE, Broker, create_broker
+from shared.broker import NAMESPACE, UNDECODABLE, Broker, create_broker
 from shared.embedded import EmbeddedRedis
 
 QUEUE = "broker_test"
@@ -82,6 +82,7 @@ def test_undecodable_data_is_dead_lettered_and_the_messages_behind_it_run(
     for n in range(1, 9):  # prefetched together with the bad data
         broker.actors["record"].send(n)
 
+    before = UNDECODABLE.labels(queue=QUEUE)._value.get()
     with caplog.at_level(logging.INFO), _worker(broker):
         assert _until(lambda: len(seen) == 8, within=20), seen
         assert _until(lambda: client.zcard(f"{NAMESPACE}:{QUEUE}.XQ") == 3, within=5)
@@ -92,7 +93,11 @@ def test_undecodable_data_is_dead_lettered_and_the_messages_behind_it_run(
 
     assert sorted(seen) == list(range(1, 9))
     assert "Consumer encountered an unexpected error" not in caplog.text
-    logged = capsys.readouterr().out  # structlog's lines, one per message moved
+    assert UNDECODABLE.labels(queue=QUEUE)._value.get() - before == 3
+    # structlog prints, or goes through logging once a test configured it: either way, a line
+    # per message moved.
+    captured = capsys.readouterr()
+    logged = captured.out + captured.err + caplog.text
     assert logged.count("undecodable message moved to the dead letters") == 3, logged
     assert "no redis_message_id in its options" in logged
 
