@@ -166,6 +166,10 @@ class Watchdog:
         started = time.perf_counter()
         report = Report()
         report.orphans = await requeue_orphans(pools.redis, silent_for=self.lease_seconds)
+        for orphans in report.orphans:  # said now: the rest of the pass may fail (a store down)
+            ORPHANS.labels(queue=orphans.queue).inc(orphans.count)
+            log.warning("orphaned results requeued", queue=orphans.queue, count=orphans.count,
+                        worker=orphans.worker, silent_for=self.lease_seconds)  # fmt: skip
         depth = int(await pools.redis.llen(queue_key(CHECKS_QUEUE)))
         room = self.high_water - depth
         if room < self.batch:
@@ -345,10 +349,6 @@ class Watchdog:
             # Many at once means the scheduler is down or far behind: one line, not thousands.
             log.warning("overdue tasks sent", count=len(overdue), grace=self.grace,
                         task_ids=overdue[:20])  # fmt: skip
-        for orphans in report.orphans:
-            ORPHANS.labels(queue=orphans.queue).inc(orphans.count)
-            log.warning("orphaned results requeued", queue=orphans.queue, count=orphans.count,
-                        worker=orphans.worker, silent_for=self.lease_seconds)  # fmt: skip
         for lease in report.released:
             RELEASED.labels(why=lease.why_released).inc()
             log.info("expired lease released; task not checked", task_id=lease.task_id,
