@@ -29,6 +29,8 @@ from dramatiq.errors import ConnectionClosed, DecodeError
 from dramatiq.middleware import AsyncIO, Middleware
 from prometheus_client import Counter
 
+from shared.redis_clients import sync_client
+
 NAMESPACE = "steamwatch"
 CHECKS_QUEUE = "checks"
 RESULTS_QUEUE = "results"
@@ -49,7 +51,7 @@ def create_broker(
     after AsyncIO, so that its ``after_worker_boot`` runs once that loop exists.
     """
     broker = Broker(
-        url=redis_url,
+        client=sync_client(redis_url),
         namespace=namespace,
         # Messages of a worker that stopped heart-beating go back to the queue after this.
         heartbeat_timeout=heartbeat_timeout_ms,

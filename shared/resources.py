@@ -24,6 +24,7 @@ from dramatiq.asyncio import get_event_loop_thread
 from shared.config import Settings
 from shared.db import Database
 from shared.heartbeat import Heart, HeartbeatThread
+from shared.redis_clients import async_client, sync_client
 
 log = structlog.get_logger(__name__)
 
@@ -59,7 +60,7 @@ class PoolSpec:
             pool_timeout=self.pool_timeout,
             application_name=self.application_name,
         )
-        client = redis.asyncio.Redis.from_url(self.redis_url, health_check_interval=30)
+        client = async_client(self.redis_url, health_check_interval=30)
         return Pools(db=db, redis=client)
 
 
@@ -116,11 +117,9 @@ class WorkerHeartbeat(Middleware):
         self._thread: HeartbeatThread | None = None
 
     def after_worker_boot(self, broker: Broker, worker: Worker) -> None:
-        import redis as sync_redis
-
         heart = Heart(service=self.service)
         heart.state = "ready"
-        self._thread = HeartbeatThread(heart, sync_redis.Redis.from_url(self.redis_url))
+        self._thread = HeartbeatThread(heart, sync_client(self.redis_url))
         self._thread.start()
         log.info("service ready", worker_threads=worker.worker_threads)
 

@@ -32,6 +32,7 @@ from shared.discovery import remove_stores, write_stores
 from shared.embedded import stores
 from shared.heartbeat import read_beats
 from shared.lifecycle import die_with_parent
+from shared.redis_clients import sync_client
 from steamwatch.demo import seed_demo
 from steamwatch.monitor import Monitor
 
@@ -178,7 +179,7 @@ def run_dev(
             "STEAMWATCH_REDIS_URL": urls.redis_url,
         }
         children: list[Child] = []
-        client = redis.Redis.from_url(urls.redis_url)
+        client = sync_client(urls.redis_url)
         monitor: Monitor | None = None
         code = 0
         try:

@@ -16,6 +16,7 @@ from sqlalchemy import text
 from shared.broker import CHECKS_QUEUE, RESULTS_QUEUE
 from shared.db import Database
 from shared.queues import all_queue_stats
+from shared.redis_clients import async_client
 from steamwatch.tail import follow
 
 _STATUS = text(
@@ -65,7 +66,7 @@ class Monitor(threading.Thread):
     async def _main(self) -> None:
         self._stop_event = asyncio.Event()
         db = Database.create(url=self.database_url, pool_size=1, max_overflow=0)
-        client = redis.asyncio.Redis.from_url(self.redis_url)
+        client = async_client(self.redis_url)
         feed = asyncio.create_task(
             follow(
                 self.redis_url, emit=lambda line: self.emit(f"event  {line}"), stop=self._stop_event

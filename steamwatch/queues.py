@@ -24,6 +24,7 @@ from shared import deadletters
 from shared.broker import create_broker
 from shared.deadletters import DeadLetter
 from shared.queues import QUEUES, QueueStats, all_queue_stats
+from shared.redis_clients import async_client
 from shared.secrets import redact_text
 from steamwatch.common import echo_json, fail, redis_url_of, settings_or_exit
 
@@ -56,7 +57,7 @@ def _with_redis(url: str, work: Callable[[redis.asyncio.Redis], Awaitable[T]]) -
     """Run ``work`` with one Redis client on a fresh event loop; a Redis failure exits 1."""
 
     async def main() -> T:
-        client = redis.asyncio.Redis.from_url(url)
+        client = async_client(url)
         try:
             return await work(client)
         finally:

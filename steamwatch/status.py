@@ -23,6 +23,7 @@ from sqlalchemy.exc import ProgrammingError, SQLAlchemyError
 from shared.db import Database
 from shared.heartbeat import Beat, read_beats
 from shared.queues import QueueStats, all_queue_stats
+from shared.redis_clients import async_client, sync_client
 from shared.secrets import redact_text
 from steamwatch.common import database_url_of, echo_json, fail, redis_url_of, settings_or_exit
 from steamwatch.queues import duration
@@ -122,8 +123,8 @@ class Snapshot:
 
 async def snapshot(*, redis_url: str, database_url: str) -> Snapshot:
     """Heartbeats and queues from Redis, then task counts and lag in one database session."""
-    beat_client = redis.Redis.from_url(redis_url)
-    client = redis.asyncio.Redis.from_url(redis_url)
+    beat_client = sync_client(redis_url)
+    client = async_client(redis_url)
     db = Database.create(url=database_url, pool_size=1, max_overflow=0)
     try:
         beats = await asyncio.to_thread(read_beats, beat_client)

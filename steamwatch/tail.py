@@ -9,6 +9,7 @@ from collections.abc import Callable
 import redis.asyncio
 
 from shared.events import EVENTS_STREAM, Event, read_events
+from shared.redis_clients import async_client
 
 
 def describe(event: Event) -> str:
@@ -52,7 +53,7 @@ async def follow(
     stop: asyncio.Event | None = None,
 ) -> int:
     """Print events as they arrive until ``limit`` were shown or ``stop`` is set."""
-    client = redis.asyncio.Redis.from_url(redis_url)
+    client = async_client(redis_url)
     shown = 0
     try:
         since = "0-0" if from_start else await latest_id(client)

@@ -168,17 +168,6 @@ async def _add_tasks(db: Database, names: list[str], count: int, interval: int,
         await s.execute(insert(Task), rows)
 
 
-def _json_lines(text: str) -> list[dict[str, Any]]:
-    out = []
-    for line in text.splitlines():
-        if line.startswith("{"):
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return out
-
-
 def _problem(entry: dict[str, Any]) -> str:
     """An error log line's kind: its event, with dramatiq's per-message text reduced to the
     exception that failed the message (one kind per exception, not one per message)."""
@@ -295,8 +284,7 @@ async def _report(soak: Soak, db: Database, result: Any, args: argparse.Namespac
         for a, b in zip(times, times[1:], strict=False)
     )
     events = await all_events(soak.redis_url)
-    logs = soak.system.logs()
-    entries = _json_lines(logs)
+    entries = soak.system.events()
     errors = Counter(_error_kind(str(e.get("error", ""))) for e in entries
                      if e.get("event") == "check failed")  # fmt: skip
     problems = Counter(_problem(e) for e in entries if e.get("level") in ("error", "critical"))

@@ -12,7 +12,6 @@ processes are its own.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections import Counter
 from typing import Any
@@ -52,22 +51,10 @@ async def _raw(client: redis.asyncio.Redis, queue: str, data: bytes) -> str:
     return redis_id
 
 
-def _events(system: System, service: str) -> list[dict[str, Any]]:
-    out = []
-    for line in system.logs(service).splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(entry, dict):
-            out.append(entry)
-    return out
-
-
 def _count(system: System, service: str, event: str, **fields: Any) -> int:
     return sum(
         1
-        for e in _events(system, service)
+        for e in system.events(service)
         if e.get("event") == event and all(e.get(k) == v for k, v in fields.items())
     )
 
@@ -142,7 +129,7 @@ async def test_malformed_messages_are_dropped_or_dead_lettered_and_workers_keep_
     def logged() -> dict[str, int]:
         dropped = Counter(
             (e.get("queue"), e.get("reason"))
-            for e in _events(system, "watchdog")
+            for e in system.events("watchdog")
             if e.get("event") == "dead letter dropped"
         )
         return {

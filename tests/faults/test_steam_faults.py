@@ -10,7 +10,6 @@ recovery step is a few seconds (see ``ENV``). Every bound is derived from those 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterator
@@ -156,10 +155,7 @@ class Failure:
 def failures(system: System, ids: list[int], since: datetime, until_: datetime) -> list[Failure]:
     """The fetcher's "check failed" log lines about ``ids`` between two moments."""
     out = []
-    for line in system.logs("fetcher").splitlines():
-        if not line.startswith("{"):
-            continue
-        entry = json.loads(line)
+    for entry in system.events("fetcher"):
         if entry.get("event") != "check failed":
             continue
         at = datetime.fromisoformat(entry["timestamp"])
