@@ -55,7 +55,7 @@ soak: $(STAMP)
 	$(BIN)/python -m tests.faults.soak $(SOAK_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check shared services steamwatch simulator tests bench
+	$(BIN)/ruff check shared services steamwatch simulator tests bench testbed
 	$(BIN)/mypy
 
 clean:

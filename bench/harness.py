@@ -37,7 +37,7 @@ from sqlalchemy.pool import NullPool
 from shared import migrate
 from shared.db import Database
 from shared.embedded import EmbeddedPostgres, EmbeddedRedis
-from tests.fixtures.system import System
+from testbed.system import System
 
 SCENARIOS = ["bus", "proxy_budget", "dispatch", "lag", "memory", "seed_design"]
 VERSIONS = ["steamwatch", "dramatiq", "apscheduler", "sqlalchemy", "asyncpg", "redis", "aiohttp"]

@@ -30,7 +30,7 @@ from shared.db import Database
 from shared.embedded import EmbeddedRedis
 from shared.models import PriceSnapshot, Task
 from steamwatch.dev import free_ports
-from tests.fixtures.system import SESSION_STATE_ERRORS, System
+from testbed.system import SESSION_STATE_ERRORS, System
 from tests.services.test_pipeline import FAST, add_tasks, catalogue, until
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -33,7 +33,7 @@ from bench.scenarios.common_a import (
 )
 from shared.broker import create_broker
 from shared.config import load_settings
-from tests.fixtures.system import System
+from testbed.system import System
 
 DESCRIPTION = "raw dramatiq no-op msgs/s vs end-to-end checks/s (scheduler->fetcher->publisher)"
 TARGETS = {"ratio": (">=", 0.5)}

@@ -28,7 +28,7 @@ from shared.config import load_settings
 from shared.db import Database
 from shared.heartbeat import read_beats
 from shared.metrics import multiprocess_env
-from tests.fixtures.system import Proc, System
+from testbed.system import Proc, System
 
 #: Budgets that never bind: a window of one second holding a million requests per proxy.
 UNLIMITED_BUDGETS = "priceoverview=1000000/1,listings=1000000/1,orderbook=1000000/1"

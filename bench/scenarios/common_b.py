@@ -30,7 +30,7 @@ from shared.db import Database
 from shared.heartbeat import PREFIX as HEARTBEAT_PREFIX
 from shared.heartbeat import Beat
 from shared.models import Task
-from tests.fixtures.system import SESSION_STATE_ERRORS, System
+from testbed.system import SESSION_STATE_ERRORS, System
 
 #: Tasks added here price in euros (the simulator trades every currency).
 EUR = 3

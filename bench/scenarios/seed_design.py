@@ -37,7 +37,7 @@ from bench.scenarios.common_b import (
     warm_up,
 )
 from shared.db import Database
-from tests.fixtures.system import Proc, System
+from testbed.system import Proc, System
 
 TASKS = 2000
 INTERVAL = 30  # seconds, the shortest the task CLI accepts: 2,000 tasks ask 66.7 checks a second

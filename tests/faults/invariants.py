@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from shared.db import Database
 from shared.models import Task
-from tests.fixtures.system import SESSION_STATE_ERRORS, System
+from testbed.system import SESSION_STATE_ERRORS, System
 from tests.services.test_pipeline import all_events, history
 
 

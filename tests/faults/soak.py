@@ -44,8 +44,8 @@ from shared.db import Database
 from shared.embedded import EmbeddedPostgres, EmbeddedRedis
 from shared.models import PriceSnapshot, Task
 from shared.queues import all_queue_stats
+from testbed.system import System
 from tests.faults.invariants import verdict
-from tests.fixtures.system import System
 from tests.services.test_pipeline import all_events
 
 SERVICES = ("fetcher", "publisher", "watchdog", "scheduler")

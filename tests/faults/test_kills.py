@@ -38,8 +38,8 @@ from sqlalchemy import select, text
 
 from shared.db import Database
 from shared.models import Task
+from testbed.system import Proc, System
 from tests.faults.invariants import verdict
-from tests.fixtures.system import Proc, System
 from tests.services.test_pipeline import FAST, add_tasks, all_events, catalogue, history, until
 from tests.services.test_watchdog import sim_admin
 

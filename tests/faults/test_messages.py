@@ -29,8 +29,8 @@ from shared.broker import (
     create_broker,
 )
 from shared.db import Database
+from testbed.system import System
 from tests.faults.invariants import verdict
-from tests.fixtures.system import System
 from tests.services.test_pipeline import FAST, add_tasks, catalogue, history, until
 
 ENV = {**FAST, "STEAMWATCH_WATCHDOG_TICK": "1", "STEAMWATCH_WATCHDOG_GRACE": "3",

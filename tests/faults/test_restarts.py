@@ -17,8 +17,8 @@ import pytest
 from shared import migrate
 from shared.db import Database
 from shared.embedded import EmbeddedPostgres, EmbeddedRedis
+from testbed.system import System
 from tests.faults.invariants import verdict
-from tests.fixtures.system import System
 from tests.services.test_pipeline import FAST, add_tasks, catalogue, history, until
 
 OUTAGE = 5.0  # seconds the store is down: the fault itself, not a wait for something

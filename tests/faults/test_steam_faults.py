@@ -26,8 +26,8 @@ from sqlalchemy import select, text, update
 from shared.db import Database
 from shared.models import Base, Task
 from steamwatch.dev import free_ports
+from testbed.system import System
 from tests.faults.invariants import verdict
-from tests.fixtures.system import System
 from tests.services.test_pipeline import FAST, add_tasks, catalogue, history, until
 
 INTERVAL = 2  # seconds between checks of a healthy task

@@ -21,7 +21,7 @@ from shared.db import Database
 from shared.messages import CheckMessage, ResultMessage, send_check, send_result
 from shared.models import PriceSnapshot, Task
 from shared.steam.results import PriceOverview
-from tests.fixtures.system import SESSION_STATE_ERRORS, System
+from testbed.system import SESSION_STATE_ERRORS, System
 from tests.services.test_pipeline import FAST, add_tasks, all_events, catalogue, until
 
 

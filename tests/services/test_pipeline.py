@@ -21,7 +21,7 @@ from shared.db import Database
 from shared.events import read_events
 from shared.models import PriceSnapshot, Task
 from shared.steam.prices import parse_price
-from tests.fixtures.system import SESSION_STATE_ERRORS, System
+from testbed.system import SESSION_STATE_ERRORS, System
 
 EUR = 3
 FAST = {

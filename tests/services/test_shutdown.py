@@ -17,7 +17,7 @@ from sqlalchemy import func, select, text
 from shared.db import Database
 from shared.heartbeat import read_beats
 from shared.models import PriceSnapshot
-from tests.fixtures.system import SESSION_STATE_ERRORS, System
+from testbed.system import SESSION_STATE_ERRORS, System
 from tests.services.test_pipeline import FAST, add_tasks, all_events, catalogue, history, until
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import select, text, update
 from shared.db import Database
 from shared.heartbeat import read_beats
 from shared.models import PriceSnapshot, Task
-from tests.fixtures.system import SESSION_STATE_ERRORS, System
+from testbed.system import SESSION_STATE_ERRORS, System
 from tests.services.test_pipeline import (
     FAST,
     add_tasks,
