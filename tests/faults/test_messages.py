@@ -30,11 +30,9 @@ from shared.broker import (
 )
 from shared.db import Database
 from testbed.system import System
+from tests.faults.flow import start_flow
 from tests.faults.invariants import verdict
-from tests.services.test_pipeline import FAST, add_tasks, catalogue, history, until
-
-ENV = {**FAST, "STEAMWATCH_WATCHDOG_TICK": "1", "STEAMWATCH_WATCHDOG_GRACE": "3",
-       "STEAMWATCH_LEASE_SECONDS": "10"}  # fmt: skip
+from tests.services.test_pipeline import history, until
 
 
 def _envelope(broker: RedisBroker, queue: str, actor: str, *args: Any, **kwargs: Any) -> str:
@@ -75,13 +73,8 @@ async def _anywhere(client: redis.asyncio.Redis, ids: set[str]) -> set[str]:
 async def test_malformed_messages_are_dropped_or_dead_lettered_and_workers_keep_going(
     db: Database, system: System, redis_url: str
 ) -> None:
-    system.start_simulator("--no-limits")
-    names = await catalogue(system, 8)
-    ids = await add_tasks(db, [{"market_hash_name": n, "kind": "lowest_price", "check_interval": 2,
-                                "conditions": {"max_price": 1}} for n in names])  # fmt: skip
-    for service in ("fetcher", "publisher", "watchdog", "scheduler"):
-        system.start(service, **ENV)
-    pids = {p.name: p.process.pid for p in system.procs}
+    flow = await start_flow(db, system, 8)
+    ids = flow.ids
 
     async def checked(times: int) -> bool:
         runs = await history(db)
@@ -167,5 +160,5 @@ async def test_malformed_messages_are_dropped_or_dead_lettered_and_workers_keep_
     result = await verdict(db, redis_url, system, window=10)
     print(f"10 malformed messages: {logged()}; {result}")
     assert result.problems == [], result
-    assert {p.name: p.process.pid for p in system.procs} == pids  # no worker restarted
+    assert flow.restarted(system) == {}
     assert "Consumer encountered an unexpected error" not in system.logs()

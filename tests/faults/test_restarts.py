@@ -18,13 +18,12 @@ from shared import migrate
 from shared.db import Database
 from shared.embedded import EmbeddedPostgres, EmbeddedRedis
 from testbed.system import System
+from tests.faults.flow import start_flow
 from tests.faults.invariants import verdict
-from tests.services.test_pipeline import FAST, add_tasks, catalogue, history, until
+from tests.services.test_pipeline import history, until
 
 OUTAGE = 5.0  # seconds the store is down: the fault itself, not a wait for something
 RECONNECT = 30.0  # the bound for every service to be back by itself
-ENV = {**FAST, "STEAMWATCH_WATCHDOG_TICK": "1", "STEAMWATCH_WATCHDOG_GRACE": "3",
-       "STEAMWATCH_LEASE_SECONDS": "10"}  # fmt: skip
 
 
 @pytest.fixture
@@ -44,13 +43,8 @@ async def _run_through_outage(
     db: Database, system: System, redis_url: str, stop: Callable[[], None],
     start: Callable[[], None], what: str,
 ) -> None:  # fmt: skip
-    system.start_simulator("--no-limits")
-    names = await catalogue(system, 10)
-    ids = await add_tasks(db, [{"market_hash_name": n, "kind": "lowest_price", "check_interval": 2,
-                                "conditions": {"max_price": 1}} for n in names])  # fmt: skip
-    for service in ("fetcher", "publisher", "watchdog", "scheduler"):
-        system.start(service, **ENV)
-    pids = {p.name: p.process.pid for p in system.procs}
+    flow = await start_flow(db, system, 10)
+    ids = flow.ids
 
     async def checked_twice() -> bool:
         runs = await history(db)
@@ -80,7 +74,7 @@ async def _run_through_outage(
     print(f"{what} down {OUTAGE:g}s: every task checked again within {after:.1f}s of its "
           f"return; {result}")  # fmt: skip
     assert result.problems == [], result
-    assert {p.name: p.process.pid for p in system.procs} == pids  # none was restarted
+    assert flow.restarted(system) == {}
     assert all(p.process.poll() is None for p in system.procs)
 
 
