@@ -41,6 +41,8 @@ from testbed.system import System
 
 SCENARIOS = ["bus", "proxy_budget", "dispatch", "lag", "memory", "seed_design"]
 VERSIONS = ["steamwatch", "dramatiq", "apscheduler", "sqlalchemy", "asyncpg", "redis", "aiohttp"]
+#: Application name of the benchmark's own connections: never counted as the system's.
+BENCH_APP = "steamwatch-bench"
 
 
 def say(message: str) -> None:
@@ -65,8 +67,10 @@ class Bench:
         return made
 
     def database(self, pool_size: int = 5, max_overflow: int = 5) -> Database:
+        """The scenario's own database access, named so that the connection samplers skip it."""
         return Database.create(url=self.database_url, pool_size=pool_size,
-                               max_overflow=max_overflow, pool_timeout=60)  # fmt: skip
+                               max_overflow=max_overflow, pool_timeout=60,
+                               application_name=BENCH_APP)  # fmt: skip
 
     def stop(self) -> None:
         for made in reversed(self.systems):

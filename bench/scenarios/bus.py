@@ -17,19 +17,19 @@ from sqlalchemy import text
 
 from bench.harness import Bench, say
 from bench.noop_worker import QUEUE, noop_message
-from bench.scenarios.common_a import (
+from bench.scenarios.common import (
     PIPELINE,
-    UNLIMITED_BUDGETS,
     Rate,
-    catalogue,
     cpu_seconds,
     insert_tasks,
+    item_names,
     noop_unacked,
     start_noop_worker,
     start_pipeline,
     stop,
+    unlimited_budgets,
     wait_ready,
-    warm_simulator,
+    warm_up,
 )
 from shared.broker import create_broker
 from shared.config import load_settings
@@ -44,7 +44,7 @@ WINDOW_S = 20.0  # longest measuring window, after the first 10% are done
 
 
 async def run(bench: Bench) -> dict[str, Any]:
-    system = bench.system(STEAMWATCH_BUDGETS=UNLIMITED_BUDGETS)
+    system = bench.system(STEAMWATCH_BUDGETS=unlimited_budgets(1))
     settings = load_settings(system.base_env())
     raw, raw_cpu = await _raw(bench, system)
     say(f"bus: raw {raw:.0f} msgs/s")
@@ -89,8 +89,8 @@ async def _end_to_end(bench: Bench, system: System) -> tuple[float, dict[str, fl
     # Answering at once, and holding still: no latency, no limits, and no hourly re-pricing
     # of every order book (the simulator's own work, which Steam would not put on our CPU).
     system.start_simulator("--no-limits", "--tick-seconds", "3600", proxies=2)
-    names = await catalogue(system.sim_url)
-    await warm_simulator(system.sim_url, names)
+    names = await item_names(system)
+    await warm_up(system, names)
     db = bench.database()
     try:
         # Due a second ago, and not again for an hour: each task is checked exactly once.

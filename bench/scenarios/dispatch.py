@@ -22,7 +22,7 @@ from sqlalchemy import text
 from bench.harness import Bench, say
 from bench.noop_worker import QUEUE as NOOP_QUEUE
 from bench.noop_worker import noop_message
-from bench.scenarios.common_a import insert_tasks
+from bench.scenarios.common import insert_tasks
 from services.scheduler.service import Scheduler
 from shared.broker import CHECKS_QUEUE, create_broker
 from shared.config import load_settings

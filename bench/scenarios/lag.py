@@ -20,16 +20,16 @@ from typing import Any
 from sqlalchemy import text
 
 from bench.harness import Bench, say
-from bench.scenarios.common_a import (
-    UNLIMITED_BUDGETS,
-    catalogue,
+from bench.scenarios.common import (
     histogram_quantiles,
     insert_tasks,
+    item_names,
     metrics_url,
     quantile,
     stop,
+    unlimited_budgets,
     wait_ready,
-    warm_simulator,
+    warm_up,
 )
 from shared.config import load_settings
 
@@ -45,14 +45,14 @@ SERVICES = ("fetcher", "publisher", "scheduler", "watchdog")
 
 
 async def run(bench: Bench) -> dict[str, Any]:
-    system = bench.system(STEAMWATCH_BUDGETS=UNLIMITED_BUDGETS)
+    system = bench.system(STEAMWATCH_BUDGETS=unlimited_budgets(1))
     settings = load_settings(system.base_env())
     # The market holds still for the run: its hourly tick would re-price every book at once,
     # a burst of the simulator's own work that Steam would not put on our machine.
     system.start_simulator("--no-limits", "--latency-ms", "50", "--jitter-ms", "30",
                            "--tick-seconds", "3600", proxies=2)  # fmt: skip
-    names = await catalogue(system.sim_url)
-    await warm_simulator(system.sim_url, names)
+    names = await item_names(system)
+    await warm_up(system, names)
     for service in SERVICES:
         system.start(service)
     await wait_ready(system, bench.redis_url, {"fetcher": settings.fetcher_processes,

@@ -17,17 +17,16 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bench.harness import Bench, say
-from bench.scenarios.common_b import (
-    UNLIMITED_BUDGETS,
+from bench.scenarios.common import (
     ConnectionSampler,
     InFlightSampler,
     MemorySampler,
-    add_watch_tasks,
-    bench_database,
     check_health,
+    insert_tasks,
     item_names,
     sampling,
     sim_call,
+    unlimited_budgets,
     wait_ready,
     warm_up,
 )
@@ -60,7 +59,7 @@ async def run(bench: Bench) -> dict[str, Any]:
     system = bench.system()
     system.start_simulator("--no-limits", proxies=4)
     env = {
-        "STEAMWATCH_BUDGETS": UNLIMITED_BUDGETS,
+        "STEAMWATCH_BUDGETS": unlimited_budgets(60),
         "STEAMWATCH_FETCHER_PROCESSES": str(PROCESSES),
         "STEAMWATCH_FETCHER_THREADS": str(THREADS),
         "STEAMWATCH_DB_POOL_SIZE": str(POOL_SIZE),
@@ -68,17 +67,17 @@ async def run(bench: Bench) -> dict[str, Any]:
         "STEAMWATCH_SCHEDULER_TICK": "0.25",
     }
     fetcher = system.start("fetcher", **env)
-    db = bench_database(bench)
+    db = bench.database()
     try:
         names = await item_names(system, TASKS)
         await warm_up(system, names)
         await sim_call(system, "POST", "/__sim/latency", body={"mean_ms": LATENCY_MS})
-        await wait_ready(bench.redis_url, "fetcher", PROCESSES)
+        await wait_ready(system, bench.redis_url, {"fetcher": PROCESSES}, within=90)
         idle = MemorySampler([fetcher.process.pid])
         await asyncio.to_thread(idle.read)
         # The scheduler only now: the fetchers' idle memory is read before any message.
         system.start("scheduler", **env)
-        await add_watch_tasks(db, names, TASKS, interval=INTERVAL)
+        await insert_tasks(db, count=TASKS, interval=INTERVAL, names=names)
         memory = MemorySampler([fetcher.process.pid])
         connections = ConnectionSampler(bench.database_url)
         in_flight = InFlightSampler(system)

@@ -15,12 +15,13 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bench.harness import Bench, say
-from bench.scenarios.common_b import (
-    add_watch_tasks,
-    bench_database,
+from bench.scenarios.common import (
     check_health,
+    insert_tasks,
     item_names,
+    served_between,
     sim_call,
+    start_pipeline,
     wait_ready,
     warm_up,
 )
@@ -44,18 +45,16 @@ async def run(bench: Bench) -> dict[str, Any]:
         "STEAMWATCH_BUDGETS": f"priceoverview={LIMIT}/{WINDOW:g}",
         "STEAMWATCH_FETCHER_PROCESSES": "2",
     }
-    for service in ("fetcher", "publisher", "scheduler"):
-        system.start(service, **env)
-    db = bench_database(bench)
+    start_pipeline(system, **env)
+    db = bench.database()
     try:
         names = await item_names(system, TASKS)
         await warm_up(system, names)
-        await wait_ready(bench.redis_url, "fetcher", 2)
-        await wait_ready(bench.redis_url, "publisher", 1)
+        await wait_ready(system, bench.redis_url, {"fetcher": 2, "publisher": 1}, within=90)
         # Nothing has asked the simulator anything yet; from here on everything counts.
         await sim_call(system, "POST", "/__sim/reset")
         started = (await sim_call(system, "GET", "/__sim/stats", params={"timestamps": "0"}))["now"]
-        await add_watch_tasks(db, names, TASKS, interval=INTERVAL)
+        await insert_tasks(db, count=TASKS, interval=INTERVAL, names=names)
         say(f"proxy_budget: {TASKS} tasks due, running {DURATION:.0f}s")
         await asyncio.sleep(DURATION + 1)  # and the last answers land
         stats = await sim_call(system, "GET", "/__sim/stats", params={"window": f"{WINDOW:g}"})
@@ -77,17 +76,10 @@ def figures(stats: dict[str, Any], started: float, stored: int) -> dict[str, Any
     ended = started + DURATION
     clients = stats["clients"]
 
-    def served_between(start: float, end: float) -> int:
-        return sum(
-            sum(1 for t in ep.get("served_at", []) if start <= t < end)
-            for c in clients.values()
-            if (ep := c["endpoints"].get("priceoverview"))
-        )
-
-    served = served_between(started, ended)
+    served = served_between(stats, started, ended)
     allowed = PROXIES * LIMIT * DURATION / WINDOW
     # After the first minute: the steady state, where only prompt reuse of freed slots counts.
-    steady = served_between(started + WINDOW, ended)
+    steady = served_between(stats, started + WINDOW, ended)
     steady_allowed = PROXIES * LIMIT * (DURATION - WINDOW) / WINDOW
     # How long after the sliding window allowed it each slot was used again: what the long run
     # costs, since every such second is lost for good (the budget's slack is in it too).

@@ -23,16 +23,16 @@ from typing import Any
 from sqlalchemy import text
 
 from bench.harness import Bench, say
-from bench.scenarios.common_b import (
-    UNLIMITED_BUDGETS,
+from bench.scenarios.common import (
     ConnectionSampler,
-    add_watch_tasks,
-    bench_database,
     cpu_seconds,
+    insert_tasks,
     item_names,
     ratio,
     sampling,
+    served_between,
     sim_call,
+    unlimited_budgets,
     wait_ready,
     warm_up,
 )
@@ -46,7 +46,7 @@ LEAD = 5.0  # seconds from scheduling the tasks to the first one due
 WARM = 10.0  # seconds after the first is due before counting starts
 MEASURE = 30.0
 STEAMWATCH_ENV = {
-    "STEAMWATCH_BUDGETS": UNLIMITED_BUDGETS,
+    "STEAMWATCH_BUDGETS": unlimited_budgets(60),
     "STEAMWATCH_FETCHER_PROCESSES": "2",  # one machine, two cores
     "STEAMWATCH_FETCHER_THREADS": "32",  # 67 checks/s x 0.25 s: ~17 in flight, 64 threads
 }
@@ -91,14 +91,14 @@ class Run:
 async def run(bench: Bench) -> dict[str, Any]:
     system = bench.system()
     system.start_simulator("--no-limits", proxies=4)
-    db = bench_database(bench)
+    db = bench.database()
     try:
         names = await item_names(system, TASKS)
         await warm_up(system, names)
         await sim_call(system, "POST", "/__sim/latency",
                        body={"mean_ms": LATENCY_MS, "jitter_ms": JITTER_MS})  # fmt: skip
-        await add_watch_tasks(db, names, TASKS, interval=INTERVAL,
-                              due=datetime.now().astimezone() + timedelta(days=1))  # fmt: skip
+        # Due in a day: ``spread`` makes them due once each design is running.
+        await insert_tasks(db, count=TASKS, interval=INTERVAL, start=86400, names=names)
         say("seed_design: steamwatch")
         steamwatch = await measure(bench, system, db, start_steamwatch)
         await reset(bench, system, db)
@@ -139,11 +139,12 @@ async def measure(bench: Bench, system: System, db: Database, start: Any) -> Run
         )
         window = (started + timedelta(seconds=WARM), started + timedelta(seconds=WARM + MEASURE))
         await asyncio.sleep((window[0] - await db_now(db)).total_seconds())
-        watched = {p.name: [p.process.pid] for p in [*procs, system.procs[0]]}  # and the simulator
-        cpu = {name: cpu_seconds(pids) for name, pids in watched.items()}
+        watched = [p.name for p in [*procs, system.procs[0]]]  # and the simulator
+        before = cpu_seconds(system, watched)
         sessions = connections.sessions[1]
         await asyncio.sleep((window[1] - await db_now(db)).total_seconds() + 1)
-        cpu = {name: cpu_seconds(pids) - cpu[name] for name, pids in watched.items()}
+        after = cpu_seconds(system, watched)
+        cpu = {name: after.get(name, 0.0) - before.get(name, 0.0) for name in watched}
         sessions = connections.sessions[1] - sessions
         async with db.session_scope() as s:
             result.checks = int(await s.scalar(COUNT_CHECKS, {"a": window[0], "b": window[1]}) or 0)
@@ -169,10 +170,8 @@ async def measure(bench: Bench, system: System, db: Database, start: Any) -> Run
 
 async def start_steamwatch(bench: Bench, system: System, db: Database) -> tuple[list[Proc], Any]:
     procs = [system.start(service, **STEAMWATCH_ENV) for service in SERVICES]
-    await wait_ready(
-        bench.redis_url, "fetcher", int(STEAMWATCH_ENV["STEAMWATCH_FETCHER_PROCESSES"])
-    )
-    await wait_ready(bench.redis_url, "publisher", 1)
+    fetchers = int(STEAMWATCH_ENV["STEAMWATCH_FETCHER_PROCESSES"])
+    await wait_ready(system, bench.redis_url, {"fetcher": fetchers, "publisher": 1}, within=90)
 
     def finish() -> dict[str, Any]:
         logs = system.logs("fetcher")
@@ -242,11 +241,3 @@ async def reset(bench: Bench, system: System, db: Database) -> None:
     finally:
         await client.aclose()
     await sim_call(system, "POST", "/__sim/reset")
-
-
-def served_between(stats: dict[str, Any], start: float, end: float) -> int:
-    return sum(
-        sum(1 for t in ep.get("served_at", []) if start <= t < end)
-        for client in stats["clients"].values()
-        if (ep := client["endpoints"].get("priceoverview"))
-    )
