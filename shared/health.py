@@ -4,30 +4,33 @@
 ``/readyz`` (readiness) says its PostgreSQL and Redis answer. ``/metrics`` is the Prometheus
 exposition. Asyncio services (scheduler, watchdog) serve them from their own loop
 (:func:`start_health_server`); a dramatiq service serves them from a process the dramatiq CLI
-forks beside its workers (:func:`serve_worker_health`), reading every worker's metric files.
+forks beside its workers (:mod:`shared.worker_health`), reading every worker's metric files.
+
+Importing this module stays light (no SQLAlchemy, no dramatiq): that fork imports it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
-from sqlalchemy import text
 
 from shared.metrics import render_metrics
-from shared.resources import Pools
+
+if TYPE_CHECKING:
+    from shared.resources import Pools
 
 log = structlog.get_logger(__name__)
 
 Alive = Callable[[], str | None]  # None when alive, else why not
 Ready = Callable[[], Awaitable[dict[str, str]]]  # dependency -> "ok" or what is wrong
+Probe = Callable[[], Awaitable[object]]  # returns if its dependency answers, else raises
 CHECK_TIMEOUT = 2.0  # seconds for one dependency to answer a readiness check
 
 
@@ -80,17 +83,19 @@ async def start_health_server(app: web.Application, spec: HealthSpec) -> web.App
 
 
 async def check_stores(pools: Pools, *, within: float = CHECK_TIMEOUT) -> dict[str, str]:
-    """Does each store answer within ``within`` seconds? ``"ok"`` or what went wrong."""
+    """Do the process's PostgreSQL and Redis answer within ``within`` seconds?"""
 
     async def database() -> None:
         async with pools.db.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+            await conn.exec_driver_sql("SELECT 1")
 
-    async def redis() -> None:
-        await pools.redis.ping()
+    return await probe_all({"database": database, "redis": pools.redis.ping}, within=within)
 
+
+async def probe_all(probes: Mapping[str, Probe], *, within: float) -> dict[str, str]:
+    """Each probe's answer: ``"ok"``, or what went wrong (never an exception)."""
     checks = {}
-    for name, probe in (("database", database), ("redis", redis)):
+    for name, probe in probes.items():
         try:
             async with asyncio.timeout(within):
                 await probe()
@@ -100,49 +105,3 @@ async def check_stores(pools: Pools, *, within: float = CHECK_TIMEOUT) -> dict[s
         except Exception as e:  # any failure is "not ready", never a crash of the probe
             checks[name] = f"{type(e).__name__}"
     return checks
-
-
-def serve_worker_health(*, service: str) -> int:
-    """The body of a dramatiq ``--fork-function``: serve until SIGTERM (the CLI's handler).
-
-    Alive while the dramatiq main process that forked it is (it stops its workers and itself
-    when one dies); ready while the stores answer; metrics from every worker's files.
-    """
-    from shared.config import load_settings
-    from shared.lifecycle import die_with_parent
-    from shared.logs import configure_logging
-    from shared.resources import pool_spec
-
-    settings = load_settings()
-    configure_logging(level=settings.log_level, fmt=settings.log_format, service=service)
-    if settings.database_url is None or settings.redis_url is None:
-        raise SystemExit(f"{service}: STEAMWATCH_DATABASE_URL and STEAMWATCH_REDIS_URL must be set")
-    die_with_parent()
-    parent = os.getppid()
-    spec = pool_spec(
-        settings,
-        service=f"{service}-health",
-        database_url=settings.database_url.reveal(),
-        redis_url=settings.redis_url.reveal(),
-    ).with_pool(size=1, overflow=0)
-
-    def alive() -> str | None:
-        return None if os.getppid() == parent else "the dramatiq main process is gone"
-
-    async def serve() -> int:
-        pools = await spec.open()
-        app = health_app(service=service, alive=alive, ready=lambda: check_stores(pools))
-        where = HealthSpec(settings.metrics_host, settings.metrics_port)
-        try:
-            await start_health_server(app, where)
-        except OSError as e:
-            # dramatiq does not watch its forks: without this the service would run blind,
-            # failing its liveness probe with no word why. Stop it all, and say so.
-            log.error("cannot serve health and metrics; stopping the service",
-                      host=where.host, port=where.port, error=str(e))  # fmt: skip
-            os.kill(parent, signal.SIGTERM)
-            return 1
-        await asyncio.Event().wait()  # until SIGTERM ends the process
-        return 0
-
-    return asyncio.run(serve())

@@ -24,20 +24,6 @@ log = structlog.get_logger(__name__)
 Pass = Callable[[Pools], Awaitable[object]]
 
 
-def die_with_parent() -> None:
-    """SIGTERM this process when its parent dies, even by SIGKILL (Linux; elsewhere a no-op).
-
-    Used in a child before exec (the setting survives exec) and in dramatiq's fork processes,
-    so no service outlives the process that started it; a clean stop never depends on it.
-    """
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # not Linux: a killed parent may leave its children running
-
-
 def stale_after(interval: float) -> float:
     """Seconds without a pass after which a ticking service counts as stuck (liveness)."""
     return max(10 * interval, 120.0)

@@ -114,7 +114,7 @@ def _exec_dramatiq(service: str, settings: Settings) -> NoReturn:
         sys.executable, "-m", "dramatiq", f"services.{service}.worker:setup",
         "--processes", str(processes),
         "--threads", str(threads),
-        "--fork-function", f"services.{service}.worker:health",
+        "--fork-function", f"services.{service}.health:serve",
         "--skip-logging",
         # Align with the Kubernetes grace period: finish or hand back in-flight messages.
         "--worker-shutdown-timeout", str(int(settings.worker_shutdown_timeout * 1000)),

@@ -31,7 +31,7 @@ from shared.config import Settings
 from shared.discovery import remove_stores, write_stores
 from shared.embedded import stores
 from shared.heartbeat import read_beats
-from shared.lifecycle import die_with_parent
+from shared.parent import die_with_parent
 from shared.redis_clients import sync_client
 from steamwatch.demo import seed_demo
 from steamwatch.monitor import Monitor

@@ -75,3 +75,22 @@ print(json.dumps({{
     assert seen["threads"] == 1
     assert seen["sockets"] == []
     assert len(seen["children"]) == 1  # one OS thread: the main one
+
+
+@pytest.mark.parametrize("service", ["fetcher", "publisher"])
+def test_the_health_fork_imports_nothing_of_its_service(service: str) -> None:
+    """The fork serving a dramatiq service's health is one of its processes: its memory counts.
+
+    It must not pull in the rest of the service, SQLAlchemy, dramatiq or APScheduler.
+    """
+    probe = f"import json, sys, services.{service}.health; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    modules = set(json.loads(out.stdout))
+    top = {m.split(".")[0] for m in modules}
+    assert {"asyncpg", "aiohttp", "prometheus_client"} <= top  # what it serves with
+    assert top & {"sqlalchemy", "dramatiq", "apscheduler"} == set()
+    own = {m for m in modules if m.startswith("services.")}
+    assert own == {f"services.{service}", f"services.{service}.health"}  # its package, empty

@@ -26,8 +26,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select, update
 
+from shared import migrate
 from shared.db import Database
-from shared.embedded import EmbeddedRedis
+from shared.embedded import EmbeddedPostgres, EmbeddedRedis
 from shared.models import PriceSnapshot, Task
 from steamwatch.dev import free_ports
 from testbed.system import SESSION_STATE_ERRORS, System
@@ -201,15 +202,27 @@ async def test_every_service_serves_health_and_metrics_promtool_accepts_covering
     assert system.unexpected_exits() == []
 
 
-async def test_readiness_follows_redis_while_liveness_stays(
-    database_url: str, system: System, tmp_path: Path
+@pytest.mark.parametrize(
+    ("service", "store"),
+    # An asyncio service probes through its pools; a dramatiq one from its health fork, which
+    # reaches PostgreSQL with asyncpg alone (shared/worker_health.py).
+    [("scheduler", "redis"), ("fetcher", "database")],
+)
+async def test_readiness_follows_a_store_while_liveness_stays(
+    service: str, store: str, database_url: str, redis_url: str, system: System, tmp_path: Path
 ) -> None:
-    own = EmbeddedRedis(data_dir=tmp_path / "redis")
-    url = own.start()
+    own: EmbeddedRedis | EmbeddedPostgres
+    if store == "redis":
+        own = EmbeddedRedis(data_dir=tmp_path / "redis")
+        env = {"STEAMWATCH_REDIS_URL": own.start(), "STEAMWATCH_SCHEDULER_TICK": "0.2"}
+    else:
+        own = EmbeddedPostgres(data_dir=tmp_path / "pg")
+        env = {"STEAMWATCH_DATABASE_URL": own.start()}
+        await asyncio.to_thread(migrate.upgrade, url=env["STEAMWATCH_DATABASE_URL"])
     try:
         [port] = free_ports(1)
-        proc = system.start("scheduler", STEAMWATCH_REDIS_URL=url, STEAMWATCH_SCHEDULER_TICK="0.2",
-                            STEAMWATCH_METRICS_HOST="127.0.0.1", STEAMWATCH_METRICS_PORT=str(port))  # fmt: skip
+        proc = system.start(service, **env, STEAMWATCH_METRICS_HOST="127.0.0.1",
+                            STEAMWATCH_METRICS_PORT=str(port))  # fmt: skip
         base = f"http://127.0.0.1:{port}"
 
         async def readiness(expected: int) -> bool:
@@ -223,7 +236,7 @@ async def test_readiness_follows_redis_while_liveness_stays(
         assert await until(lambda: readiness(503), within=15)
         status, body = await get(f"{base}/readyz")
         checks: dict[str, Any] = json.loads(body)["checks"]
-        assert checks["database"] == "ok" and checks["redis"] != "ok"
+        assert checks[store] != "ok" and all(v == "ok" for k, v in checks.items() if k != store)
         assert (await get(f"{base}/healthz"))[0] == 200  # not a reason to restart the process
         own.start()  # same folder, same port
         assert await until(lambda: readiness(200), within=30)

@@ -12,7 +12,6 @@ from services.fetcher.check import Fetcher, check_task
 from services.fetcher.steam import SteamResources
 from shared.broker import CHECK_ACTOR, CHECKS_QUEUE
 from shared.handback import HandBack
-from shared.health import serve_worker_health
 from shared.messages import CheckMessage, guarded
 from shared.resources import setup_worker
 from shared.schedule import backoff_of
@@ -64,8 +63,3 @@ def setup() -> None:
         max_backoff=30_000,
         time_limit=int((settings.http_timeout * 3 + 30) * 1000),
     )(guarded(CheckMessage, check, count=count))
-
-
-def health() -> int:
-    """The dramatiq fork that serves this service's /healthz, /readyz and /metrics."""
-    return serve_worker_health(service=SERVICE)

@@ -12,7 +12,6 @@ from services.publisher.publish import Publisher, publish_result
 from shared.broker import RESULT_ACTOR, RESULTS_QUEUE
 from shared.events import EVENT_KINDS
 from shared.handback import HandBack
-from shared.health import serve_worker_health
 from shared.messages import ResultMessage, guarded
 from shared.resources import setup_worker
 
@@ -58,8 +57,3 @@ def setup() -> None:
         max_backoff=30_000,
         time_limit=60_000,
     )(guarded(ResultMessage, publish, count=count))
-
-
-def health() -> int:
-    """The dramatiq fork that serves this service's /healthz, /readyz and /metrics."""
-    return serve_worker_health(service=SERVICE)
