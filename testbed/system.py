@@ -138,10 +138,26 @@ class System:
             os.killpg(proc.process.pid, signal.SIGKILL)
             return proc.process.wait()
 
-    def stop_all(self) -> None:
-        for proc in reversed(self.procs):
-            self.stop(proc)
+    def stop_all(self, timeout: float = 20) -> None:
+        """SIGTERM every live process at once, wait for all, then kill what is left.
+
+        Together rather than one after another: each service takes seconds to drain, and
+        this runs after every test that started any.
+        """
+        live = [p for p in self.procs if p.process.poll() is None]
+        for proc in live:
+            proc.stopped_on_purpose = True
+            proc.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in live:
             try:
-                os.killpg(proc.process.pid, signal.SIGKILL)  # stray worker processes
+                proc.process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass  # killed below
+        for proc in self.procs:
+            proc.stopped_on_purpose = True
+            try:
+                os.killpg(proc.process.pid, signal.SIGKILL)  # stragglers and stray workers
             except ProcessLookupError:
                 pass
+            proc.process.wait()

@@ -24,15 +24,13 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import psutil
-import pytest
 import redis.asyncio
 from sqlalchemy import select, text
 
@@ -50,21 +48,6 @@ ALWAYS = {"max_price": 10**9}  # met at every check: exactly one alert per task,
 ACKS = "steamwatch:__acks__."
 
 Held = list[dict[str, Any]]  # the kwargs of the messages a worker held
-
-
-@pytest.fixture(autouse=True)
-async def _stop_together(system: System) -> AsyncIterator[None]:
-    """Stop what is left at once rather than one after another (the fixture then reaps)."""
-    yield
-    live = [p for p in system.procs if p.process.poll() is None]
-    for proc in live:
-        proc.stopped_on_purpose = True
-        proc.process.send_signal(signal.SIGTERM)
-    for proc in live:
-        try:
-            await asyncio.to_thread(proc.process.wait, 30)
-        except subprocess.TimeoutExpired:
-            pass  # the system fixture kills its process group
 
 
 # ----------------------------------------------------------------------------- helpers
