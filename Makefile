@@ -18,7 +18,7 @@ help:
 	@echo "make test       run the test suite against real PostgreSQL and Redis"
 	@echo "make bench      benchmarks (SCENARIO=name for one); writes bench/results.json"
 	@echo "make soak       2,000 tasks for 10 minutes with random faults; prints the invariants"
-	@echo "make lint       ruff and mypy"
+	@echo "make lint       ruff check, ruff format --check, mypy"
 	@echo "make clean      remove .venv and caches (not the data in .steamwatch/)"
 
 $(STAMP): pyproject.toml
@@ -52,10 +52,13 @@ bench: $(STAMP)
 	$(BIN)/python -m bench $(if $(SCENARIO),--scenario $(SCENARIO))
 
 soak: $(STAMP)
-	$(BIN)/python -m tests.faults.soak $(SOAK_ARGS)
+	$(BIN)/python -m tests.system.faults.soak $(SOAK_ARGS)
+
+LINTED := shared services steamwatch simulator tests bench testbed
 
 lint: $(STAMP)
-	$(BIN)/ruff check shared services steamwatch simulator tests bench testbed
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
 
 clean:

@@ -18,10 +18,18 @@ def main(argv: list[str] | None = None) -> int:
         "workers and the simulator. Uses STEAMWATCH_DATABASE_URL / STEAMWATCH_REDIS_URL when "
         "set (a fresh database per scenario), embedded servers otherwise.",
     )
-    parser.add_argument("--scenario", action="append", choices=SCENARIOS,
-                        help="run only this scenario (repeatable); default: all")  # fmt: skip
-    parser.add_argument("--output", type=Path, default=Path("bench/results.json"),
-                        help="results file; a partial run replaces only its scenarios")  # fmt: skip
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        choices=SCENARIOS,
+        help="run only this scenario (repeatable); default: all",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path("bench/results.json"),
+        help="results file; a partial run replaces only its scenarios",
+    )
     args = parser.parse_args(argv)
     names = args.scenario or SCENARIOS
     results = []

@@ -34,9 +34,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from shared import migrate
-from shared.db import Database
-from shared.embedded import EmbeddedPostgres, EmbeddedRedis
+from shared.db import Database, migrate
+from steamwatch.embedded import EmbeddedPostgres, EmbeddedRedis
 from testbed.system import System
 
 SCENARIOS = ["bus", "proxy_budget", "dispatch", "lag", "memory", "seed_design"]
@@ -61,16 +60,24 @@ class Bench:
 
     def system(self, **env: str) -> System:
         """Processes (simulator, services) pointed at this scenario's stores; stopped after it."""
-        made = System(database_url=self.database_url, redis_url=self.redis_url,
-                      folder=self.folder, env=dict(env))  # fmt: skip
+        made = System(
+            database_url=self.database_url,
+            redis_url=self.redis_url,
+            folder=self.folder,
+            env=dict(env),
+        )
         self.systems.append(made)
         return made
 
     def database(self, pool_size: int = 5, max_overflow: int = 5) -> Database:
         """The scenario's own database access, named so that the connection samplers skip it."""
-        return Database.create(url=self.database_url, pool_size=pool_size,
-                               max_overflow=max_overflow, pool_timeout=60,
-                               application_name=BENCH_APP)  # fmt: skip
+        return Database.create(
+            url=self.database_url,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_timeout=60,
+            application_name=BENCH_APP,
+        )
 
     def stop(self) -> None:
         for made in reversed(self.systems):

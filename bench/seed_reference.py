@@ -8,7 +8,7 @@ fix (``MonitoringService._start_task_monitoring`` / ``monitor_loop``). Each loop
 2. fetches the price through the proxy pool (the same Steam client steamwatch uses; the
    benchmark's tasks are all lowest-price watches);
 3. reads the status again "before publishing to Redis", judges the task's condition with the
-   same ``shared.conditions`` steamwatch uses (its state kept in the coroutine), and publishes
+   same ``shared.alerts`` steamwatch uses (its state kept in the coroutine), and publishes
    when it signals;
 4. stores the price and advances ``next_check`` and the counters, then commits;
 5. sleeps ``check_interval``.
@@ -41,12 +41,18 @@ import redis.asyncio
 from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from shared.conditions import evaluate, parse_conditions
-from shared.models import PriceSnapshot, Task
-from shared.proxies import Budget, ProxyPool
-from shared.secrets import SecretURL
-from shared.steam.client import Item, SteamClient, create_http_session
-from shared.steam.results import OrderBook, PriceOverview
+from shared.alerts import evaluate, parse_conditions
+from shared.db import PriceSnapshot, Task
+from shared.observability import SecretURL
+from shared.steam import (
+    Budget,
+    Item,
+    OrderBook,
+    PriceOverview,
+    ProxyPool,
+    SteamClient,
+    create_http_session,
+)
 
 APPLICATION_NAME = "seed-reference"
 MAX_CONSECUTIVE_ERRORS = 5
@@ -67,13 +73,24 @@ class Watch:
 
 def price_row(watch: Watch, result: PriceOverview | OrderBook) -> dict[str, Any]:
     """The ``price_history`` row of one check (one row per check, as steamwatch stores it)."""
-    row: dict[str, Any] = {"task_id": watch.id, "lease_token": uuid.uuid4(),
-                           "currency": watch.item.currency}  # fmt: skip
+    row: dict[str, Any] = {
+        "task_id": watch.id,
+        "lease_token": uuid.uuid4(),
+        "currency": watch.item.currency,
+    }
     if isinstance(result, PriceOverview):
-        return row | {"lowest_price": result.lowest_price, "median_price": result.median_price,
-                      "volume": result.volume, "source": "priceoverview"}  # fmt: skip
-    return row | {"lowest_price": result.lowest_sell, "lowest_sell": result.lowest_sell,
-                  "highest_buy": result.highest_buy, "source": "orderbook"}  # fmt: skip
+        return row | {
+            "lowest_price": result.lowest_price,
+            "median_price": result.median_price,
+            "volume": result.volume,
+            "source": "priceoverview",
+        }
+    return row | {
+        "lowest_price": result.lowest_sell,
+        "lowest_sell": result.lowest_sell,
+        "highest_buy": result.highest_buy,
+        "source": "orderbook",
+    }
 
 
 class MonitoringService:
@@ -132,7 +149,7 @@ class MonitoringService:
                             last_success_at=func.now(),
                             consecutive_errors=0,
                             last_error=None,
-                        )  # fmt: skip
+                        )
                     )
                     await session.commit()
                     consecutive_errors = 0
@@ -165,7 +182,7 @@ class MonitoringService:
                 .values(
                     next_check=func.now() + timedelta(seconds=watch.interval),
                     consecutive_errors=Task.consecutive_errors + 1,
-                )  # fmt: skip
+                )
             )
             await session.commit()
         except Exception:
@@ -213,7 +230,7 @@ async def load_watches(sessionmaker: async_sessionmaker[AsyncSession]) -> list[W
             conditions=dict(t.conditions),
             interval=t.check_interval,
             next_check=t.next_check,
-        )  # fmt: skip
+        )
         for t in rows
     ]
 
@@ -238,8 +255,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
     sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
     client = redis.asyncio.Redis.from_url(args.redis_url)
-    pool = ProxyPool.from_urls(client, [SecretURL(p) for p in args.proxy],
-                               budgets={"priceoverview": UNLIMITED})  # fmt: skip
+    pool = ProxyPool.from_urls(
+        client, [SecretURL(p) for p in args.proxy], budgets={"priceoverview": UNLIMITED}
+    )
     http = create_http_session(timeout=10)
     steam = SteamClient(http=http, pool=pool, base_url=args.sim)
     service = MonitoringService(sessionmaker, steam, client)
@@ -253,8 +271,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         print(f"seed ready: {len(watches)} tasks", flush=True)
         await stop.wait()
         # The report first: a slow shutdown must not lose it.
-        report = {"counts": dict(service.counts), "max_checked_out": out["max_checked_out"],
-                  "pool_limit": args.pool_size + args.max_overflow}  # fmt: skip
+        report = {
+            "counts": dict(service.counts),
+            "max_checked_out": out["max_checked_out"],
+            "pool_limit": args.pool_size + args.max_overflow,
+        }
         print(json.dumps(report), flush=True)
         await service.stop()
     finally:

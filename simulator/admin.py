@@ -66,8 +66,11 @@ async def stats(request: web.Request) -> web.Response:
     )
     for client, entry in body["clients"].items():
         limits = state.limiter.describe(client, now)
-        entry["limits"] = {"banned_until": limits.banned_until, "bans": limits.bans,
-                           "recent_strikes": limits.recent_strikes}  # fmt: skip
+        entry["limits"] = {
+            "banned_until": limits.banned_until,
+            "bans": limits.bans,
+            "recent_strikes": limits.recent_strikes,
+        }
     body["now"] = now
     return web.json_response(body)
 
@@ -105,9 +108,10 @@ def _limits_json(limits: LimitsConfig) -> dict[str, Any]:
             group: {"limit": rule.limit, "window_s": rule.window_s, "distinct": rule.distinct}
             for group, rule in limits.windows.items()
         },
-        "strikes": limits.strikes, "strike_window_s": limits.strike_window_s,
+        "strikes": limits.strikes,
+        "strike_window_s": limits.strike_window_s,
         "ban_ladder_s": list(limits.ban_ladder_s),
-    }  # fmt: skip
+    }
 
 
 def apply_limits(limits: LimitsConfig, body: Any) -> LimitsConfig:
@@ -158,12 +162,15 @@ async def latency_post(request: web.Request) -> web.Response:
     state = _state(request)
     try:
         body = await _body(request)
-        state.latency = Latency(mean_ms=max(0.0, float(body.get("mean_ms", 0))),
-                                jitter_ms=max(0.0, float(body.get("jitter_ms", 0))))  # fmt: skip
+        state.latency = Latency(
+            mean_ms=max(0.0, float(body.get("mean_ms", 0))),
+            jitter_ms=max(0.0, float(body.get("jitter_ms", 0))),
+        )
     except (AdminRequestError, TypeError, ValueError, AttributeError) as exc:
         return _bad(f"bad latency: {exc}")
-    return web.json_response({"mean_ms": state.latency.mean_ms,
-                              "jitter_ms": state.latency.jitter_ms})  # fmt: skip
+    return web.json_response(
+        {"mean_ms": state.latency.mean_ms, "jitter_ms": state.latency.jitter_ms}
+    )
 
 
 async def legacy_post(request: web.Request) -> web.Response:
@@ -190,8 +197,13 @@ async def reset(request: web.Request) -> web.Response:
     state.faults.clear()
     if isinstance(body, dict) and body.get("market"):
         cfg = state.config
-        state.market = Market(state.catalogue, seed=cfg.seed, clock=state.clock,
-                               tick_seconds=cfg.tick_seconds, book_cap=cfg.book_cap)  # fmt: skip
+        state.market = Market(
+            state.catalogue,
+            seed=cfg.seed,
+            clock=state.clock,
+            tick_seconds=cfg.tick_seconds,
+            book_cap=cfg.book_cap,
+        )
     return web.json_response({"reset": True})
 
 
@@ -199,10 +211,17 @@ async def catalogue(request: web.Request) -> web.Response:
     """The items on offer, optionally for one appid: name, appid, item_nameid, base price."""
     state = _state(request)
     appid = request.query.get("appid")
-    items = [{"appid": it.appid, "market_hash_name": it.market_hash_name,
-              "item_nameid": it.item_nameid, "daily_volume": it.daily_volume,
-              "base_price_usd_cents": it.base_price}
-             for it in state.catalogue if appid is None or str(it.appid) == appid]  # fmt: skip
+    items = [
+        {
+            "appid": it.appid,
+            "market_hash_name": it.market_hash_name,
+            "item_nameid": it.item_nameid,
+            "daily_volume": it.daily_volume,
+            "base_price_usd_cents": it.base_price,
+        }
+        for it in state.catalogue
+        if appid is None or str(it.appid) == appid
+    ]
     return web.json_response({"items": items})
 
 

@@ -43,7 +43,7 @@ def create_app(
             clock=clock,
             tick_seconds=config.tick_seconds,
             book_cap=config.book_cap,
-        ),  # fmt: skip
+        ),
         limiter=Limiter(config.limits),
         faults=faults,
         stats=Stats(config.stats_ring),
@@ -128,8 +128,7 @@ async def _faulty_answer(state: SimulatorState, fault: FaultRule) -> web.Respons
         status = state.faults.choose_status(fault)
         return web.Response(status=status, text=error_page(), content_type="text/html")
     if mode == "html_error":
-        return web.Response(status=fault.status or 200, text=error_page(),
-                            content_type="text/html")  # fmt: skip
+        return web.Response(status=fault.status or 200, text=error_page(), content_type="text/html")
     body = {"malformed_json": _TRUNCATED_JSON, "null": "null"}.get(mode, '{"success":false}')
     return web.Response(status=fault.status or 200, text=body, content_type="application/json")
 

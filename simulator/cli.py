@@ -148,17 +148,35 @@ Run-time control (JSON, never rate limited):
 )
 @click.option("--latency-ms", default=0.0, show_default=True, help="Mean added latency.")
 @click.option("--jitter-ms", default=0.0, show_default=True, help="Latency spread (uniform ±).")
-@click.option("--fault", "faults", multiple=True, metavar="SPEC",
-              help="Inject a fault: JSON, or mode[:key=value,...], e.g. "
-                   "'http_5xx:probability=0.1,endpoints=priceoverview+histogram'. Modes: "
-                   f"{', '.join(FAULT_MODES)}. Repeatable; change at run time via "
-                   "POST /__sim/faults.")  # fmt: skip
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="SPEC",
+    help="Inject a fault: JSON, or mode[:key=value,...], e.g. "
+    "'http_5xx:probability=0.1,endpoints=priceoverview+histogram'. Modes: "
+    f"{', '.join(FAULT_MODES)}. Repeatable; change at run time via "
+    "POST /__sim/faults.",
+)
 def sim(
-    host: str, port: int, proxies: int, proxy_user: str | None, proxy_password: str | None,
-    proxy_first_source: str, seed: int, tick_seconds: float, legacy: str, no_limits: bool,
-    limits: tuple[str, ...], limit_scale: float, strikes: int, ban_ladder: str,
-    latency_ms: float, jitter_ms: float, faults: tuple[str, ...],
-) -> None:  # fmt: skip
+    host: str,
+    port: int,
+    proxies: int,
+    proxy_user: str | None,
+    proxy_password: str | None,
+    proxy_first_source: str,
+    seed: int,
+    tick_seconds: float,
+    legacy: str,
+    no_limits: bool,
+    limits: tuple[str, ...],
+    limit_scale: float,
+    strikes: int,
+    ban_ladder: str,
+    latency_ms: float,
+    jitter_ms: float,
+    faults: tuple[str, ...],
+) -> None:
     """Run a local Steam Community Market simulator that speaks Steam's real formats."""
     try:
         fault_specs = tuple(parse_fault(text) for text in faults)
@@ -169,20 +187,40 @@ def sim(
     for text in limits:
         group, rule = parse_limit(text)
         windows[group] = rule
-    limits_config = LimitsConfig(enabled=not no_limits, windows=windows, strikes=strikes,
-                                 ban_ladder_s=ladder).scaled(limit_scale)  # fmt: skip
+    limits_config = LimitsConfig(
+        enabled=not no_limits, windows=windows, strikes=strikes, ban_ladder_s=ladder
+    ).scaled(limit_scale)
     config = SimulatorConfig(
-        seed=seed, legacy=_LEGACY[legacy], limits=limits_config,
-        latency=Latency(latency_ms, jitter_ms), faults=fault_specs, tick_seconds=tick_seconds,
-    )  # fmt: skip
-    asyncio.run(_serve(config, host=host, port=port, proxies=proxies, user=proxy_user,
-                       password=proxy_password, first_source=proxy_first_source))  # fmt: skip
+        seed=seed,
+        legacy=_LEGACY[legacy],
+        limits=limits_config,
+        latency=Latency(latency_ms, jitter_ms),
+        faults=fault_specs,
+        tick_seconds=tick_seconds,
+    )
+    asyncio.run(
+        _serve(
+            config,
+            host=host,
+            port=port,
+            proxies=proxies,
+            user=proxy_user,
+            password=proxy_password,
+            first_source=proxy_first_source,
+        )
+    )
 
 
 async def _serve(
-    config: SimulatorConfig, *, host: str, port: int, proxies: int, user: str | None,
-    password: str | None, first_source: str,
-) -> None:  # fmt: skip
+    config: SimulatorConfig,
+    *,
+    host: str,
+    port: int,
+    proxies: int,
+    user: str | None,
+    password: str | None,
+    first_source: str,
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -194,9 +232,12 @@ async def _serve(
             local_proxies(proxies, first_source=first_source, username=user, password=password)
         )
         limits = "on" if config.limits.enabled else "off"
-        click.echo(f"steamwatch sim: serving {url} (seed {config.seed}, legacy={config.legacy}, "
-                   f"limits {limits}, {len(config.faults)} faults, {proxies} proxies); "
-                   "Ctrl-C to stop", err=False)  # fmt: skip
+        click.echo(
+            f"steamwatch sim: serving {url} (seed {config.seed}, legacy={config.legacy}, "
+            f"limits {limits}, {len(config.faults)} faults, {proxies} proxies); "
+            "Ctrl-C to stop",
+            err=False,
+        )
         for proxy in started:
             click.echo(f"proxy {proxy.url} exits from {proxy.source_address}")
         await stop.wait()

@@ -19,9 +19,14 @@ Endpoint = Literal[
     "search",
 ]
 ENDPOINTS: tuple[Endpoint, ...] = (
-    "priceoverview", "listings_render", "listings_page", "histogram", "actions", "orderbook",
+    "priceoverview",
+    "listings_render",
+    "listings_page",
+    "histogram",
+    "actions",
+    "orderbook",
     "search",
-)  # fmt: skip
+)
 
 Group = Literal["priceoverview", "listings", "histogram", "search"]
 GROUP_OF: dict[Endpoint, Group] = {

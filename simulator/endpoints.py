@@ -133,8 +133,10 @@ def _new_market_json(request: web.Request, body: dict[str, Any]) -> web.Response
     text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
     etag = '"' + hashlib.sha1(text.encode()).hexdigest()[:24] + '"'
     headers = {"ETag": etag, "Cache-Control": "private, max-age=0, must-revalidate"}
-    wanted = {tag.strip().removeprefix("W/") for tag in
-              request.headers.get("If-None-Match", "").split(",")}  # fmt: skip
+    wanted = {
+        tag.strip().removeprefix("W/")
+        for tag in request.headers.get("If-None-Match", "").split(",")
+    }
     if etag in wanted or "*" in wanted:
         return web.Response(status=304, headers=headers)
     return web.Response(text=text, content_type=_JSON, headers=headers)

@@ -26,9 +26,18 @@ FaultMode = Literal[
 ]
 FAULT_MODES: tuple[FaultMode, ...] = get_args(FaultMode)
 _KEYS = frozenset(
-    {"mode", "probability", "every", "endpoints", "client", "duration_s", "status", "delay_ms",
-     "times"}
-)  # fmt: skip
+    {
+        "mode",
+        "probability",
+        "every",
+        "endpoints",
+        "client",
+        "duration_s",
+        "status",
+        "delay_ms",
+        "times",
+    }
+)
 
 
 class FaultSpecError(ValueError):
@@ -147,8 +156,13 @@ class ActiveFault:
     fired: int = 0
 
     def describe(self) -> dict[str, Any]:
-        return {"id": self.id, "until": self.until, "matched": self.matched,
-                "fired": self.fired, **self.rule.to_spec()}  # fmt: skip
+        return {
+            "id": self.id,
+            "until": self.until,
+            "matched": self.matched,
+            "fired": self.fired,
+            **self.rule.to_spec(),
+        }
 
 
 @dataclass(slots=True)

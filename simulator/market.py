@@ -125,9 +125,14 @@ class Market:
     """All items' prices and books, driven by one clock; ask it in any supported currency."""
 
     def __init__(
-        self, catalogue: Catalogue, *, seed: int, clock: Clock, tick_seconds: float = 60.0,
+        self,
+        catalogue: Catalogue,
+        *,
+        seed: int,
+        clock: Clock,
+        tick_seconds: float = 60.0,
         book_cap: int = 300,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.catalogue = catalogue
         self._seed = seed
         self._clock = clock
@@ -266,9 +271,12 @@ class Market:
         return Listing(
             listingid=LISTING_ID_BASE + self._serial * 7_919 + rng.randint(0, 7_000),
             assetid=ASSET_ID_BASE + self._serial * 13 + rng.randint(0, 12),
-            price=price, currency=currency, usd_total=usd_total,
-            pattern_seed=seed, wear=wear,
-        )  # fmt: skip
+            price=price,
+            currency=currency,
+            usd_total=usd_total,
+            pattern_seed=seed,
+            wear=wear,
+        )
 
     @staticmethod
     def _quote(listing: Listing, currency: int) -> Quote:

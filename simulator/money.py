@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from shared.steam.prices import SUPPORTED_CURRENCIES, minor_digits
+from shared.steam import SUPPORTED_CURRENCIES, minor_digits
 
 USD = 1
 

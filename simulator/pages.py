@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from html import escape
 from urllib.parse import quote
 
-from shared.steam.prices import format_price
+from shared.steam import format_price
 from simulator.catalogue import APP_NAMES, Item
 from simulator.market import Quote
 from simulator.orderbook import Level
@@ -63,8 +63,9 @@ def new_market_page(title: str = "Steam Community Market") -> str:
     )
 
 
-def error_page(message: str = "There was an error processing your request. "
-               "Please try again later.") -> str:  # fmt: skip
+def error_page(
+    message: str = "There was an error processing your request. Please try again later.",
+) -> str:
     """Steam's generic error page, served with 200 as often as with an error status."""
     return (
         _HEAD.format(title="Steam Community :: Error")
@@ -101,8 +102,10 @@ def order_table(levels: tuple[Level, ...], currency: int, side: str, limit: int 
     """The legacy histogram's HTML table; the last row folds the rest "or lower/more"."""
     if not levels:
         return ""
-    rows = ['<table class="market_commodity_orders_table"><tr><th align="right">Price</th>'
-            '<th align="right">Quantity</th></tr>']  # fmt: skip
+    rows = [
+        '<table class="market_commodity_orders_table"><tr><th align="right">Price</th>'
+        '<th align="right">Quantity</th></tr>'
+    ]
     shown = levels[: limit + 1]
     for position, level in enumerate(shown):
         label = format_price(level.price, currency)
@@ -110,8 +113,9 @@ def order_table(levels: tuple[Level, ...], currency: int, side: str, limit: int 
         if position == limit:
             label += " or lower" if side == "buy" else " or more"
             quantity = sum(rest.quantity for rest in levels[limit:])
-        rows.append(f'<tr><td align="right" class="">{label}</td>'
-                    f'<td align="right">{quantity}</td></tr>')  # fmt: skip
+        rows.append(
+            f'<tr><td align="right" class="">{label}</td><td align="right">{quantity}</td></tr>'
+        )
     return "".join(rows) + "</table>"
 
 

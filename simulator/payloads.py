@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from shared.steam.prices import WALLET_ID_OFFSET, format_price, minor_digits
+from shared.steam import WALLET_ID_OFFSET, format_price, minor_digits
 from simulator.catalogue import APP_NAMES, CONTEXT_ID, Item
 from simulator.market import Listing, Overview, Quote
 from simulator.money import PUBLISHER_FEE_TEXT
@@ -50,8 +50,10 @@ def priceoverview(overview: Overview, currency: int) -> dict[str, Any]:
 def _properties(listing: Listing) -> list[dict[str, Any]]:
     if listing.pattern_seed is None or listing.wear is None:
         return []
-    return [{"propertyid": 1, "int_value": str(listing.pattern_seed)},
-            {"propertyid": 2, "float_value": listing.wear}]  # fmt: skip
+    return [
+        {"propertyid": 1, "int_value": str(listing.pattern_seed)},
+        {"propertyid": 2, "float_value": listing.wear},
+    ]
 
 
 def _inspect_d(listing: Listing) -> int:
@@ -64,16 +66,30 @@ def asset_description(item: Item, listing: Listing) -> dict[str, Any]:
     wear = item.wear
     short = name[: -len(wear) - 3] if wear else name
     entry: dict[str, Any] = {
-        "currency": 0, "appid": item.appid, "contextid": CONTEXT_ID, "id": str(listing.assetid),
+        "currency": 0,
+        "appid": item.appid,
+        "contextid": CONTEXT_ID,
+        "id": str(listing.assetid),
         "classid": class_id(item),
         "instanceid": str(item.item_nameid % 500_000_000) if item.has_float else "0",
-        "amount": "1", "status": 2, "background_color": "", "icon_url": ICON_URL,
-        "icon_url_large": ICON_URL, "descriptions": _descriptions(item), "tradable": 1,
-        "name": short, "name_color": name_color(name, item.appid), "type": _type(item),
-        "market_name": name, "market_hash_name": name, "commodity": 0 if item.has_float else 1,
-        "market_tradable_restriction": 7, "marketable": 1,
-        "app_icon": APP_ICON.format(item.appid), "owner": 0,
-    }  # fmt: skip
+        "amount": "1",
+        "status": 2,
+        "background_color": "",
+        "icon_url": ICON_URL,
+        "icon_url_large": ICON_URL,
+        "descriptions": _descriptions(item),
+        "tradable": 1,
+        "name": short,
+        "name_color": name_color(name, item.appid),
+        "type": _type(item),
+        "market_name": name,
+        "market_hash_name": name,
+        "commodity": 0 if item.has_float else 1,
+        "market_tradable_restriction": 7,
+        "marketable": 1,
+        "app_icon": APP_ICON.format(item.appid),
+        "owner": 0,
+    }
     if item.appid == 730 and item.has_float:
         link = _INSPECT.format(listing.listingid, "%assetid%", _inspect_d(listing))
         entry["actions"] = entry["market_actions"] = [{"link": link, "name": "Inspect in Game..."}]
@@ -118,25 +134,38 @@ def _type(item: Item) -> str:
 
 def _listing_info(item: Item, quote: Quote) -> dict[str, Any]:
     listing, fees, conv = quote.listing, quote.fees, quote.converted_fees
-    asset: dict[str, Any] = {"currency": 0, "appid": item.appid, "contextid": CONTEXT_ID,
-                             "id": str(listing.assetid), "amount": "1"}  # fmt: skip
+    asset: dict[str, Any] = {
+        "currency": 0,
+        "appid": item.appid,
+        "contextid": CONTEXT_ID,
+        "id": str(listing.assetid),
+        "amount": "1",
+    }
     if item.appid == 730 and item.has_float:
         link = _INSPECT.format("%listingid%", "%assetid%", _inspect_d(listing))
         asset["market_actions"] = [{"link": link, "name": "Inspect in Game..."}]
     if _properties(listing):
         asset["asset_properties"] = _properties(listing)
     return {
-        "listingid": str(listing.listingid), "price": listing.price, "fee": fees.total,
-        "publisher_fee_app": item.appid, "publisher_fee_percent": PUBLISHER_FEE_TEXT,
-        "currencyid": str(WALLET_ID_OFFSET + listing.currency), "steam_fee": fees.steam,
-        "publisher_fee": fees.publisher, "converted_price": quote.converted_price,
+        "listingid": str(listing.listingid),
+        "price": listing.price,
+        "fee": fees.total,
+        "publisher_fee_app": item.appid,
+        "publisher_fee_percent": PUBLISHER_FEE_TEXT,
+        "currencyid": str(WALLET_ID_OFFSET + listing.currency),
+        "steam_fee": fees.steam,
+        "publisher_fee": fees.publisher,
+        "converted_price": quote.converted_price,
         "converted_fee": conv.total,
         "converted_currencyid": str(WALLET_ID_OFFSET + quote.currency),
-        "converted_steam_fee": conv.steam, "converted_publisher_fee": conv.publisher,
-        "converted_price_per_unit": quote.converted_price, "converted_fee_per_unit": conv.total,
+        "converted_steam_fee": conv.steam,
+        "converted_publisher_fee": conv.publisher,
+        "converted_price_per_unit": quote.converted_price,
+        "converted_fee_per_unit": conv.total,
         "converted_steam_fee_per_unit": conv.steam,
-        "converted_publisher_fee_per_unit": conv.publisher, "asset": asset,
-    }  # fmt: skip
+        "converted_publisher_fee_per_unit": conv.publisher,
+        "asset": asset,
+    }
 
 
 def listings_render(
@@ -146,14 +175,24 @@ def listings_render(
     infos = {str(q.listing.listingid): _listing_info(item, q) for q in page}
     assets = {str(q.listing.assetid): asset_description(item, q.listing) for q in page}
     return {
-        "success": True, "start": start, "pagesize": count, "total_count": total,
-        "results_html": listing_rows(page), "listinginfo": infos or [],
+        "success": True,
+        "start": start,
+        "pagesize": count,
+        "total_count": total,
+        "results_html": listing_rows(page),
+        "listinginfo": infos or [],
         "assets": {str(item.appid): {CONTEXT_ID: assets}} if assets else [],
-        "currency": [], "hovers": "",
-        "app_data": {str(item.appid): {"appid": item.appid, "name": APP_NAMES[item.appid],
-                                       "icon": APP_ICON.format(item.appid),
-                                       "link": f"https://steamcommunity.com/app/{item.appid}"}},
-    }  # fmt: skip
+        "currency": [],
+        "hovers": "",
+        "app_data": {
+            str(item.appid): {
+                "appid": item.appid,
+                "name": APP_NAMES[item.appid],
+                "icon": APP_ICON.format(item.appid),
+                "link": f"https://steamcommunity.com/app/{item.appid}",
+            }
+        },
+    }
 
 
 def _affixes(currency: int) -> tuple[str, str]:
@@ -167,8 +206,11 @@ def _graph(levels: tuple[Level, ...], currency: int, side: str) -> list[list[Any
     for level in levels[:_GRAPH_POINTS]:
         running += level.quantity
         price = format_price(level.price, currency)
-        label = (f"{running:,} buy orders at {price} or higher" if side == "buy"
-                 else f"{running:,} sell orders at {price} or lower")  # fmt: skip
+        label = (
+            f"{running:,} buy orders at {price} or higher"
+            if side == "buy"
+            else f"{running:,} sell orders at {price} or lower"
+        )
         points.append([level.price / 10 ** minor_digits(currency), running, label])
     return points
 
@@ -185,12 +227,14 @@ def histogram(book: OrderBook, *, norender: bool) -> dict[str, Any]:
     common: dict[str, Any] = {
         "highest_buy_order": None if book.highest_buy is None else str(book.highest_buy),
         "lowest_sell_order": None if book.lowest_sell is None else str(book.lowest_sell),
-        "buy_order_graph": buy_graph, "sell_order_graph": sell_graph,
+        "buy_order_graph": buy_graph,
+        "sell_order_graph": sell_graph,
         "graph_max_y": _nice_ceiling(max([p[1] for p in buy_graph + sell_graph], default=0)),
         "graph_min_x": buy_graph[-1][0] if buy_graph else (sell_graph[0][0] if sell_graph else 0),
         "graph_max_x": sell_graph[-1][0] if sell_graph else 0,
-        "price_prefix": prefix, "price_suffix": suffix,
-    }  # fmt: skip
+        "price_prefix": prefix,
+        "price_suffix": suffix,
+    }
     if not norender:
         return {
             "success": 1,
@@ -202,8 +246,9 @@ def histogram(book: OrderBook, *, norender: bool) -> dict[str, Any]:
         }
 
     def table(levels: tuple[Level, ...]) -> list[dict[str, str]] | None:
-        rows = [{"price": format_price(lv.price, c), "quantity": str(lv.quantity)}
-                for lv in levels[:6]]  # fmt: skip
+        rows = [
+            {"price": format_price(lv.price, c), "quantity": str(lv.quantity)} for lv in levels[:6]
+        ]
         return rows or None
 
     return {
@@ -222,21 +267,32 @@ def query_listings(item: Item, total: int, page: Sequence[Quote]) -> dict[str, A
     """New market `QueryListingsForItem`: prices already in the asked currency."""
     listings = []
     for quote in page:
-        asset: dict[str, Any] = {"appid": item.appid, "contextid": CONTEXT_ID,
-                                 "assetid": str(quote.listing.assetid)}  # fmt: skip
+        asset: dict[str, Any] = {
+            "appid": item.appid,
+            "contextid": CONTEXT_ID,
+            "assetid": str(quote.listing.assetid),
+        }
         if _properties(quote.listing):
             asset["asset_properties"] = _properties(quote.listing)
-        listings.append({"listingid": str(quote.listing.listingid),
-                         "unPrice": quote.converted_price, "unFee": quote.converted_fees.total,
-                         "eCurrency": quote.currency, "asset": asset})  # fmt: skip
+        listings.append(
+            {
+                "listingid": str(quote.listing.listingid),
+                "unPrice": quote.converted_price,
+                "unFee": quote.converted_fees.total,
+                "eCurrency": quote.currency,
+                "asset": asset,
+            }
+        )
     return {"success": 1, "total_count": total, "listings": listings}
 
 
 def orderbook(book: OrderBook) -> dict[str, Any]:
     """New market order book summary: amounts as strings, counts as in the histogram."""
     return {
-        "success": 1, "eCurrency": book.currency,
+        "success": 1,
+        "eCurrency": book.currency,
         "amtMaxBuyOrder": None if book.highest_buy is None else str(book.highest_buy),
         "amtMinSellOrder": None if book.lowest_sell is None else str(book.lowest_sell),
-        "cBuyOrders": count_field(book.buy_count), "cSellOrders": count_field(book.sell_count),
-    }  # fmt: skip
+        "cBuyOrders": count_field(book.buy_count),
+        "cSellOrders": count_field(book.sell_count),
+    }

@@ -29,10 +29,19 @@ from aiohttp import web
 
 from simulator.server import SHUTDOWN_TIMEOUT_S, bind_socket
 
-_HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
-    "te", "trailer", "transfer-encoding", "upgrade",
-})  # fmt: skip
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
 _CHUNK = 64 * 1024
 
 
@@ -44,10 +53,15 @@ class LocalProxy:
     """
 
     def __init__(
-        self, *, source_address: str = "127.0.0.2", username: str | None = None,
-        password: str | None = None, host: str = "127.0.0.1", port: int = 0,
+        self,
+        *,
+        source_address: str = "127.0.0.2",
+        username: str | None = None,
+        password: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
         realm: str = "steamwatch-sim",
-    ) -> None:  # fmt: skip
+    ) -> None:
         if (username is None) != (password is None):
             raise ValueError("give both username and password, or neither")
         self.source_address = source_address
@@ -79,14 +93,20 @@ class LocalProxy:
         stack = AsyncExitStack()
         try:
             connector = aiohttp.TCPConnector(local_addr=(self.source_address, 0), limit=0)
-            self._session = await stack.enter_async_context(aiohttp.ClientSession(
-                connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
-            ))  # fmt: skip
+            self._session = await stack.enter_async_context(
+                aiohttp.ClientSession(
+                    connector=connector,
+                    cookie_jar=aiohttp.DummyCookieJar(),
+                    auto_decompress=False,
+                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+                )
+            )
             sock = bind_socket(self._host, self._port)
             stack.callback(sock.close)  # runs after runner.cleanup: exit callbacks are LIFO
-            runner = web.ServerRunner(web.Server(self._handle, handler_cancellation=True),
-                                      shutdown_timeout=SHUTDOWN_TIMEOUT_S)  # fmt: skip
+            runner = web.ServerRunner(
+                web.Server(self._handle, handler_cancellation=True),
+                shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+            )
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
             await web.SockSite(runner, sock).start()
@@ -99,9 +119,11 @@ class LocalProxy:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         stack, self._stack, self._url = self._stack, None, None
         if stack is not None:
             await stack.aclose()
@@ -123,9 +145,10 @@ class LocalProxy:
         if not self._authorized(request):
             self.refused += 1
             return web.Response(
-                status=407, text="Proxy Authentication Required",
+                status=407,
+                text="Proxy Authentication Required",
                 headers={"Proxy-Authenticate": f'Basic realm="{self.realm}"'},
-            )  # fmt: skip
+            )
         if request.method == "CONNECT":
             return web.Response(status=501, text="CONNECT is not supported by this proxy")
         if not request.raw_path.startswith("http://"):
@@ -135,9 +158,13 @@ class LocalProxy:
         body = await request.read() if request.body_exists else None
         try:
             async with self._session.request(
-                request.method, request.url, headers=headers, data=body, allow_redirects=False,
+                request.method,
+                request.url,
+                headers=headers,
+                data=body,
+                allow_redirects=False,
                 skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-            ) as upstream:  # fmt: skip
+            ) as upstream:
                 self.forwarded += 1
                 return await self._relay(request, upstream)
         except aiohttp.ClientError as exc:
@@ -160,9 +187,13 @@ class LocalProxy:
 
 @asynccontextmanager
 async def local_proxies(
-    count: int, *, first_source: str = "127.0.0.2", username: str | None = None,
-    password: str | None = None, host: str = "127.0.0.1",
-) -> AsyncIterator[list[LocalProxy]]:  # fmt: skip
+    count: int,
+    *,
+    first_source: str = "127.0.0.2",
+    username: str | None = None,
+    password: str | None = None,
+    host: str = "127.0.0.1",
+) -> AsyncIterator[list[LocalProxy]]:
     """Start `count` proxies exiting from consecutive addresses after `first_source`."""
     start = ipaddress.IPv4Address(first_source)
     async with AsyncExitStack() as stack:
@@ -174,7 +205,7 @@ async def local_proxies(
                     password=password,
                     host=host,
                 )
-            )  # fmt: skip
+            )
             for i in range(count)
         ]
         yield proxies

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from shared.steam.prices import format_price
+from shared.steam import format_price
 from simulator.catalogue import APP_NAMES, Item
 from simulator.endpoints import int_param, legacy_response, page_bounds, switched_off
 from simulator.money import coerce_currency
@@ -21,16 +21,31 @@ from simulator.state import STATE
 
 
 def search_render(
-    items: list[Item], summaries: list[tuple[int, int | None]], currency: int, *,
-    start: int, count: int, total: int, query: str, norender: bool,
-) -> dict[str, Any]:  # fmt: skip
+    items: list[Item],
+    summaries: list[tuple[int, int | None]],
+    currency: int,
+    *,
+    start: int,
+    count: int,
+    total: int,
+    query: str,
+    norender: bool,
+) -> dict[str, Any]:
     """The search body for one page of items with their (listing count, lowest price)."""
     body: dict[str, Any] = {
-        "success": True, "start": start, "pagesize": count, "total_count": total,
-        "searchdata": {"query": query, "search_descriptions": False, "total_count": total,
-                       "pagesize": count, "prefix": "searchResults",
-                       "class_prefix": "market"},
-    }  # fmt: skip
+        "success": True,
+        "start": start,
+        "pagesize": count,
+        "total_count": total,
+        "searchdata": {
+            "query": query,
+            "search_descriptions": False,
+            "total_count": total,
+            "pagesize": count,
+            "prefix": "searchResults",
+            "class_prefix": "market",
+        },
+    }
     if not norender:
         prices = [lowest for _, lowest in summaries]
         body["results_html"] = search_rows(items, prices, currency)
@@ -38,21 +53,31 @@ def search_render(
     results = []
     for item, (listings, lowest) in zip(items, summaries, strict=True):
         text = format_price(lowest, currency) if lowest is not None else ""
-        results.append({
-            "name": item.market_hash_name, "hash_name": item.market_hash_name,
-            "sell_listings": listings, "sell_price": lowest or 0, "sell_price_text": text,
-            "app_icon": APP_ICON.format(item.appid), "app_name": APP_NAMES[item.appid],
-            "asset_description": {
-                "appid": item.appid, "classid": class_id(item),
-                "instanceid": "0", "background_color": "", "icon_url": ICON_URL, "tradable": 1,
+        results.append(
+            {
                 "name": item.market_hash_name,
-                "name_color": name_color(item.market_hash_name, item.appid),
-                "market_name": item.market_hash_name,
-                "market_hash_name": item.market_hash_name,
-                "commodity": 0 if item.has_float else 1,
-            },
-            "sale_price_text": text,
-        })  # fmt: skip
+                "hash_name": item.market_hash_name,
+                "sell_listings": listings,
+                "sell_price": lowest or 0,
+                "sell_price_text": text,
+                "app_icon": APP_ICON.format(item.appid),
+                "app_name": APP_NAMES[item.appid],
+                "asset_description": {
+                    "appid": item.appid,
+                    "classid": class_id(item),
+                    "instanceid": "0",
+                    "background_color": "",
+                    "icon_url": ICON_URL,
+                    "tradable": 1,
+                    "name": item.market_hash_name,
+                    "name_color": name_color(item.market_hash_name, item.appid),
+                    "market_name": item.market_hash_name,
+                    "market_hash_name": item.market_hash_name,
+                    "commodity": 0 if item.has_float else 1,
+                },
+                "sale_price_text": text,
+            }
+        )
     body["results"] = results
     return body
 
@@ -76,6 +101,14 @@ async def search(request: web.Request) -> web.Response:
     found.sort(key=lambda it: (-it.daily_volume, it.market_hash_name))  # "popular" first
     page = found[start : start + count]
     summaries = [state.market.summary(it, currency) for it in page]
-    body = search_render(page, summaries, currency, start=start, count=count, total=len(found),
-                         query=query, norender=request.query.get("norender") == "1")  # fmt: skip
+    body = search_render(
+        page,
+        summaries,
+        currency,
+        start=start,
+        count=count,
+        total=len(found),
+        query=query,
+        norender=request.query.get("norender") == "1",
+    )
     return legacy_response(body)

@@ -54,9 +54,12 @@ async def serve_app(app: web.Application, *, host: str, port: int) -> AsyncItera
 
 @asynccontextmanager
 async def run_simulator(
-    *, config: SimulatorConfig | None = None, clock: Clock = system_clock,
-    host: str = "127.0.0.1", port: int = 0,
-) -> AsyncIterator[str]:  # fmt: skip
+    *,
+    config: SimulatorConfig | None = None,
+    clock: Clock = system_clock,
+    host: str = "127.0.0.1",
+    port: int = 0,
+) -> AsyncIterator[str]:
     """Start a simulator on a free loopback port and yield its base URL, e.g. for a test."""
     app = create_app(config=config or SimulatorConfig(), clock=clock)
     async with serve_app(app, host=host, port=port) as url:

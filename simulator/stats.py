@@ -39,10 +39,14 @@ class Counter:
         self.served_at = deque(maxlen=self.ring)
 
     def as_dict(self, timestamps: bool) -> dict[str, Any]:
-        data: dict[str, Any] = {"seen": self.seen, "served": self.served,
-                                "not_modified": self.not_modified,
-                                "rate_limited": self.rate_limited, "faults": self.fault,
-                                "other": self.other}  # fmt: skip
+        data: dict[str, Any] = {
+            "seen": self.seen,
+            "served": self.served,
+            "not_modified": self.not_modified,
+            "rate_limited": self.rate_limited,
+            "faults": self.fault,
+            "other": self.other,
+        }
         if timestamps:
             data["seen_at"] = list(self.seen_at)
             data["served_at"] = list(self.served_at)

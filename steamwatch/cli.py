@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 import click
 
 from shared.config import Settings
-from shared.logs import configure_logging
+from shared.observability import configure_logging
 from steamwatch.common import fail, redis_url_of, settings_or_exit
 
 SERVICES = ("scheduler", "fetcher", "publisher", "watchdog")
@@ -120,13 +120,11 @@ def run(service: str) -> None:
         )
     if service in ("fetcher", "publisher"):
         _exec_dramatiq(service, settings)
-    configure_logging(level=settings.log_level, fmt=settings.log_format, service=service)
-    database_url, redis_url = settings.database_url.reveal(), settings.redis_url.reveal()
     if service == "scheduler":
-        from services.scheduler.service import main as service_main
+        from services.scheduler.main import main as service_main
     else:
-        from services.watchdog.service import main as service_main
-    service_main(settings, database_url=database_url, redis_url=redis_url)
+        from services.watchdog.main import main as service_main
+    service_main()  # the service's composition root reads the settings (validated above)
 
 
 def _exec_dramatiq(service: str, settings: Settings) -> NoReturn:
@@ -136,7 +134,7 @@ def _exec_dramatiq(service: str, settings: Settings) -> NoReturn:
     reads the variable when first imported, so it is set before the exec), and a fork serves
     them with /healthz and /readyz on STEAMWATCH_METRICS_PORT.
     """
-    from shared.metrics import multiprocess_env, prepare_multiprocess_dir
+    from shared.observability import multiprocess_env, prepare_multiprocess_dir
 
     folder = prepare_multiprocess_dir(service, pid=os.getpid())
     os.environ.update(multiprocess_env(folder))
@@ -147,14 +145,21 @@ def _exec_dramatiq(service: str, settings: Settings) -> NoReturn:
     # waiting in the first one's memory while the others idle.
     os.environ.setdefault("dramatiq_queue_prefetch", str(threads))
     argv = [
-        sys.executable, "-m", "dramatiq", f"services.{service}.worker:setup",
-        "--processes", str(processes),
-        "--threads", str(threads),
-        "--fork-function", f"services.{service}.health:serve",
+        sys.executable,
+        "-m",
+        "dramatiq",
+        f"services.{service}.main:setup",
+        "--processes",
+        str(processes),
+        "--threads",
+        str(threads),
+        "--fork-function",
+        f"services.{service}.main:health",
         "--skip-logging",
         # Align with the Kubernetes grace period: finish or hand back in-flight messages.
-        "--worker-shutdown-timeout", str(int(settings.worker_shutdown_timeout * 1000)),
-    ]  # fmt: skip
+        "--worker-shutdown-timeout",
+        str(int(settings.worker_shutdown_timeout * 1000)),
+    ]
     os.execv(sys.executable, argv)
 
 
@@ -188,7 +193,7 @@ def wait(timeout: float, every: float) -> None:
     import asyncio
     import time
 
-    from shared import migrate
+    from shared.db import migrate
 
     settings = settings_or_exit()
     if settings.database_url is None:
@@ -211,8 +216,8 @@ def wait(timeout: float, every: float) -> None:
 
 
 def _migrate(direction: str, revision: str) -> None:
-    from shared import migrate
-    from shared.embedded import stores
+    from shared.db import migrate
+    from steamwatch.embedded import stores
 
     settings = settings_or_exit()
     configure_logging(level=settings.log_level, fmt=settings.log_format, service="db")
@@ -243,9 +248,16 @@ def tail(
     url = redis_url_of(settings)
     try:
         asyncio.run(
-            follow(url, emit=lambda line: click.echo(line), from_start=from_start,
-                   task_id=task_id, owner=owner, as_json=as_json, limit=count)
-        )  # fmt: skip
+            follow(
+                url,
+                emit=lambda line: click.echo(line),
+                from_start=from_start,
+                task_id=task_id,
+                owner=owner,
+                as_json=as_json,
+                limit=count,
+            )
+        )
     except KeyboardInterrupt:
         pass
 

@@ -9,6 +9,7 @@ embedded PostgreSQL for the length of the command.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
@@ -16,12 +17,12 @@ from typing import Any, NoReturn
 import click
 
 from shared.config import ConfigError, Settings, load_settings
-from shared.discovery import read_stores
+from steamwatch.discovery import read_stores
 
 
 def settings_or_exit() -> Settings:
     try:
-        return load_settings()
+        return load_settings(os.environ)
     except ConfigError as e:
         click.echo(f"steamwatch: {e}", err=True)
         raise SystemExit(2) from None
@@ -56,7 +57,7 @@ def database_url_of(settings: Settings) -> Iterator[str]:
     if stores is not None and "database_url" in stores:
         yield stores["database_url"]
         return
-    from shared.embedded import stores as embedded
+    from steamwatch.embedded import stores as embedded
 
     click.echo(f"starting the embedded PostgreSQL in {settings.home} ...", err=True)
     with embedded(home=settings.home, database_url=None, redis_url="unused") as urls:

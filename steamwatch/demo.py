@@ -12,8 +12,7 @@ from typing import Any
 import aiohttp
 from sqlalchemy import func, insert, select
 
-from shared.db import Database
-from shared.models import Task
+from shared.db import Database, Task
 
 USD = 1
 OWNER = "demo"

@@ -26,14 +26,12 @@ from pathlib import Path
 import redis
 import structlog
 
-from shared import migrate
 from shared.config import Settings
-from shared.discovery import remove_stores, write_stores
-from shared.embedded import stores
-from shared.heartbeat import read_beats
-from shared.parent import die_with_parent
-from shared.redis_clients import sync_client
+from shared.db import migrate
+from shared.runtime import die_with_parent, read_beats, sync_client
 from steamwatch.demo import seed_demo
+from steamwatch.discovery import remove_stores, write_stores
+from steamwatch.embedded import stores
 from steamwatch.monitor import Monitor
 
 log = structlog.get_logger(__name__)
@@ -93,8 +91,18 @@ def spawn(service: str, env: dict[str, str]) -> Child:
 def start_simulator(home: os.PathLike[str], env: dict[str, str]) -> tuple[Child, str, list[str]]:
     """The simulator and two local proxies as a child; returns it, its URL and the proxies'."""
     log_path = Path(home) / "simulator.log"
-    argv = [sys.executable, "-m", "steamwatch", "sim", "--port", "0", "--proxies", "2",
-            "--tick-seconds", "15"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "steamwatch",
+        "sim",
+        "--port",
+        "0",
+        "--proxies",
+        "2",
+        "--tick-seconds",
+        "15",
+    ]
     with log_path.open("wb") as out:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(
             argv,
@@ -196,8 +204,16 @@ def run_dev(
                         log.info("demo watches added", count=added)
             ports = free_ports(len(SERVICES))
             for service, port in zip(SERVICES, ports, strict=True):
-                children.append(spawn(service, {**env, "STEAMWATCH_METRICS_HOST": "127.0.0.1",
-                                                "STEAMWATCH_METRICS_PORT": str(port)}))  # fmt: skip
+                children.append(
+                    spawn(
+                        service,
+                        {
+                            **env,
+                            "STEAMWATCH_METRICS_HOST": "127.0.0.1",
+                            "STEAMWATCH_METRICS_PORT": str(port),
+                        },
+                    )
+                )
             problem = wait_ready(children, client, timeout=ready_timeout, stop=stop)
             if problem and not stop.is_set():
                 log.error("steamwatch did not start", reason=problem)

@@ -13,10 +13,10 @@ from collections.abc import Callable
 import redis.asyncio
 from sqlalchemy import text
 
-from shared.broker import CHECKS_QUEUE, RESULTS_QUEUE
+from shared.bus import CHECKS_QUEUE, RESULTS_QUEUE
+from shared.bus.queues import all_queue_stats
 from shared.db import Database
-from shared.queues import all_queue_stats
-from shared.redis_clients import async_client
+from shared.runtime import async_client
 from steamwatch.tail import follow
 
 _STATUS = text(

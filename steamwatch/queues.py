@@ -20,12 +20,11 @@ import redis.asyncio
 from rich.console import Console
 from rich.table import Table
 
-from shared import deadletters
-from shared.broker import create_broker
-from shared.deadletters import DeadLetter
-from shared.queues import QUEUES, QueueStats, all_queue_stats
-from shared.redis_clients import async_client
-from shared.secrets import redact_text
+from shared.bus import create_broker, deadletters
+from shared.bus.deadletters import DeadLetter
+from shared.bus.queues import QUEUES, QueueStats, all_queue_stats
+from shared.observability import redact_text
+from shared.runtime import async_client
 from steamwatch.common import echo_json, fail, redis_url_of, settings_or_exit
 
 T = TypeVar("T")

@@ -1,7 +1,7 @@
 """``steamwatch status``: which services are alive, tasks by status, the schedule's lag.
 
 A service is alive while one of its processes keeps its heartbeat key in Redis fresh
-(``shared.heartbeat``): the key has a TTL, so a process that died without a word drops out of
+(``shared.runtime``): the key has a TTL, so a process that died without a word drops out of
 the list within seconds. The exit code says whether every service is up, for scripts and probes.
 """
 
@@ -20,18 +20,17 @@ from rich.table import Table
 from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError, SQLAlchemyError
 
+from shared.bus.queues import QueueStats, all_queue_stats
 from shared.db import Database
-from shared.heartbeat import Beat, read_beats
-from shared.queues import QueueStats, all_queue_stats
-from shared.redis_clients import async_client, sync_client
-from shared.secrets import redact_text
+from shared.observability import redact_text
+from shared.runtime import Beat, async_client, read_beats, sync_client
 from steamwatch.common import database_url_of, echo_json, fail, redis_url_of, settings_or_exit
 from steamwatch.queues import duration
 
 SERVICES: tuple[str, ...] = ("scheduler", "fetcher", "publisher", "watchdog")
 EXIT_DOWN = 3
 
-# Deactivated comes first, whatever the status column says (as in shared.repairs.refusal).
+# Deactivated comes first, whatever the status column says (as in shared.tasks.refusal).
 _TASKS = text(
     """
     SELECT

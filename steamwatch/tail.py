@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import redis.asyncio
 
-from shared.events import EVENTS_STREAM, Event, read_events
-from shared.redis_clients import async_client
+from shared.alerts import EVENTS_STREAM, Event, read_events
+from shared.runtime import async_client
 
 
 def describe(event: Event) -> str:

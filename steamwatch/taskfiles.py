@@ -1,7 +1,7 @@
 """Watch definitions read from a file for `steamwatch tasks import`, each row with its line.
 
 CSV with a header row, or a JSON array of objects. Every row remembers its line, so a bad one is
-reported where the operator will look for it; validation itself is :mod:`shared.taskspec`'s.
+reported where the operator will look for it; validation itself is :mod:`shared.tasks`'s.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shared.taskspec import FIELD_NAMES, TaskSpec, TaskSpecError, field_key, parse_task
+from shared.tasks import FIELD_NAMES, TaskSpec, TaskSpecError, field_key, parse_task
 
 WATCH_FIELDS = "duplicate watch (owner, appid, item, kind)"
 

@@ -21,9 +21,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.config import Settings
-from shared.db import Database
-from shared.models import TASK_STATUSES, WATCH_KINDS, PriceSnapshot, Task
-from shared.taskspec import TaskSpec, TaskSpecError, parse_task
+from shared.db import TASK_STATUSES, WATCH_KINDS, Database, PriceSnapshot, Task
+from shared.tasks import TaskSpec, TaskSpecError, parse_task
 from steamwatch.common import database_url_of, echo_json, fail, settings_or_exit
 from steamwatch.taskfiles import (
     WATCH_FIELDS,
@@ -318,8 +317,17 @@ def show(task_id: int, history: int, as_json: bool) -> None:
     if not checks:
         out.print("no price checks yet")
         return
-    headers = ("checked at (UTC)", "lowest", "median", "volume", "lowest sell", "highest buy",
-               "sell/buy orders", "listings", "source")  # fmt: skip
+    headers = (
+        "checked at (UTC)",
+        "lowest",
+        "median",
+        "volume",
+        "lowest sell",
+        "highest buy",
+        "sell/buy orders",
+        "listings",
+        "source",
+    )
     table = Table(*(Column(h, overflow="fold") for h in headers), title="latest checks")
     for check in checks:
         prices = [money(getattr(check, name), check.currency) for name in MONEY_COLUMNS]

@@ -9,8 +9,8 @@ from typing import Any
 
 from rich.console import Console
 
-from shared.models import PriceSnapshot, Task
-from shared.steam.prices import PriceError, currency_code, format_price
+from shared.db import PriceSnapshot, Task
+from shared.steam import PriceError, currency_code, format_price
 
 _COLUMNS = tuple(column.key for column in Task.__table__.columns)
 MONEY_COLUMNS = ("lowest_price", "median_price", "highest_buy", "lowest_sell")

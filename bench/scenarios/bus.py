@@ -31,7 +31,7 @@ from bench.scenarios.common import (
     wait_ready,
     warm_up,
 )
-from shared.broker import create_broker
+from shared.bus import create_broker
 from shared.config import load_settings
 from testbed.system import System
 
@@ -110,9 +110,11 @@ async def _end_to_end(bench: Bench, system: System) -> tuple[float, dict[str, fl
         say(f"bus: measured after {time.perf_counter() - started:.0f}s")
         stop(system, ["scheduler", "fetcher", "publisher"])
         async with db.session_scope() as s:
-            failed = int((await s.execute(
-                text("SELECT count(*) FROM tasks WHERE consecutive_errors > 0")
-            )).scalar_one())  # fmt: skip
+            failed = int(
+                (
+                    await s.execute(text("SELECT count(*) FROM tasks WHERE consecutive_errors > 0"))
+                ).scalar_one()
+            )
     finally:
         await db.dispose()
     return rate, meter.cpu_ms_each(meter.done_in_window(0.1 * E2E_TASKS)), failed

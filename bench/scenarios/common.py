@@ -32,11 +32,11 @@ from sqlalchemy.pool import NullPool
 
 from bench.harness import BENCH_APP, Bench
 from bench.noop_worker import QUEUE as NOOP_QUEUE
-from shared.broker import NAMESPACE
+from shared.bus import NAMESPACE
 from shared.config import load_settings
 from shared.db import Database
-from shared.heartbeat import read_beats
-from shared.metrics import multiprocess_env
+from shared.observability import multiprocess_env
+from shared.runtime import read_beats
 from testbed.system import SESSION_STATE_ERRORS, Proc, System
 
 #: Tasks added here price in euros (the simulator trades every currency).
@@ -189,10 +189,16 @@ async def insert_tasks(
     each is unique.
     """
     params = {
-        "count": count, "first": first, "interval": interval, "start": float(start),
-        "spread": float(spread), "named": bool(names), "names": list(names) or [""],
-        "distinct_names": max(len(names), 1) if names else 1000, "conditions": conditions,
-    }  # fmt: skip
+        "count": count,
+        "first": first,
+        "interval": interval,
+        "start": float(start),
+        "spread": float(spread),
+        "named": bool(names),
+        "names": list(names) or [""],
+        "distinct_names": max(len(names), 1) if names else 1000,
+        "conditions": conditions,
+    }
     async with db.session_scope() as s:
         await s.execute(_INSERT, params)
 
@@ -262,12 +268,18 @@ def start_noop_worker(bench: Bench, system: System) -> Proc:
     folder.mkdir(parents=True, exist_ok=True)
     env.update(multiprocess_env(folder))
     argv = [
-        sys.executable, "-m", "dramatiq", "bench.noop_worker:setup",
-        "--processes", str(settings.fetcher_processes),
-        "--threads", str(settings.fetcher_threads),
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "bench.noop_worker:setup",
+        "--processes",
+        str(settings.fetcher_processes),
+        "--threads",
+        str(settings.fetcher_threads),
         "--skip-logging",
-        "--worker-shutdown-timeout", str(int(settings.worker_shutdown_timeout * 1000)),
-    ]  # fmt: skip
+        "--worker-shutdown-timeout",
+        str(int(settings.worker_shutdown_timeout * 1000)),
+    ]
     return system.spawn("noop", argv, env)
 
 
@@ -440,8 +452,9 @@ class ConnectionSampler:
 
     async def run(self) -> None:
         url = make_url(self.database_url)
-        engine = create_async_engine(url.set(database="postgres"), poolclass=NullPool,
-                                     isolation_level="AUTOCOMMIT")  # fmt: skip
+        engine = create_async_engine(
+            url.set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT"
+        )
         query = text(
             "SELECT coalesce(application_name, ''), count(*) FROM pg_stat_activity "
             "WHERE datname = :name AND pid <> pg_backend_pid() AND application_name <> :bench "

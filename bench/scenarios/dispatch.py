@@ -24,11 +24,11 @@ from bench.noop_worker import QUEUE as NOOP_QUEUE
 from bench.noop_worker import noop_message
 from bench.scenarios.common import insert_tasks
 from services.scheduler.service import Scheduler
-from shared.broker import CHECKS_QUEUE, create_broker
+from shared.bus import CHECKS_QUEUE, create_broker
 from shared.config import load_settings
 from shared.db import Database
-from shared.resources import Pools
-from shared.schedule import claim_due
+from shared.runtime import Pools
+from shared.tasks import claim_due
 
 DESCRIPTION = "claim+send 10k due tasks vs send 10k no-op msgs; claim time at 1M rows vs 10k"
 TARGETS = {"ratio": ("<=", 1.5), "scale_ratio": ("<=", 1.5)}
@@ -49,8 +49,12 @@ async def run(bench: Bench) -> dict[str, Any]:
     broker.declare_queue(NOOP_QUEUE)
     # The production scheduler, with backpressure out of the way: the queue is never drained
     # here, and what is measured is the claim and the send, not the high-water mark.
-    scheduler = Scheduler(broker=broker, batch=settings.scheduler_batch, high_water=10**9,
-                          lease_seconds=settings.lease_seconds)  # fmt: skip
+    scheduler = Scheduler(
+        broker=broker,
+        batch=settings.scheduler_batch,
+        high_water=10**9,
+        lease_seconds=settings.lease_seconds,
+    )
 
     async def dispatch() -> float:
         sent = 0
@@ -76,8 +80,9 @@ async def run(bench: Bench) -> dict[str, Any]:
         started = time.perf_counter()
         while claimed < DUE:
             async with db.session_scope() as session:
-                claims = await claim_due(session, batch=settings.scheduler_batch,
-                                         lease_seconds=settings.lease_seconds)  # fmt: skip
+                claims = await claim_due(
+                    session, batch=settings.scheduler_batch, lease_seconds=settings.lease_seconds
+                )
             if not claims:
                 raise RuntimeError(f"only {claimed} of {DUE} due tasks were claimed")
             claimed += len(claims)
@@ -116,13 +121,14 @@ async def run(bench: Bench) -> dict[str, Any]:
             await reset()
             claim_small.append(await claim_only())
             await reset()
-        say(f"dispatch: no-op send {_show(noop_s)}; claim+send {_show(dispatch_s)}; "
-            f"claim at {DUE:,} rows {_show(claim_small)}")  # fmt: skip
+        say(
+            f"dispatch: no-op send {_show(noop_s)}; claim+send {_show(dispatch_s)}; "
+            f"claim at {DUE:,} rows {_show(claim_small)}"
+        )
 
         say(f"dispatch: filling the table to {TABLE:,} rows")
         fill = time.perf_counter()
-        await insert_tasks(db, count=TABLE - DUE, first=DUE, interval=60, start=3600,
-                           spread=3600)  # fmt: skip
+        await insert_tasks(db, count=TABLE - DUE, first=DUE, interval=60, start=3600, spread=3600)
         await _vacuum(db)
         fill_s = time.perf_counter() - fill
         say(f"dispatch: filled in {fill_s:.0f}s")
@@ -164,8 +170,12 @@ def _show(values: list[float]) -> str:
 
 async def _release_all(db: Database) -> None:
     async with db.session_scope() as s:
-        await s.execute(text("UPDATE tasks SET lease_token = NULL, lease_expires_at = NULL "
-                             "WHERE lease_token IS NOT NULL"))  # fmt: skip
+        await s.execute(
+            text(
+                "UPDATE tasks SET lease_token = NULL, lease_expires_at = NULL "
+                "WHERE lease_token IS NOT NULL"
+            )
+        )
     await _vacuum(db)
 
 

@@ -49,19 +49,35 @@ async def run(bench: Bench) -> dict[str, Any]:
     settings = load_settings(system.base_env())
     # The market holds still for the run: its hourly tick would re-price every book at once,
     # a burst of the simulator's own work that Steam would not put on our machine.
-    system.start_simulator("--no-limits", "--latency-ms", "50", "--jitter-ms", "30",
-                           "--tick-seconds", "3600", proxies=2)  # fmt: skip
+    system.start_simulator(
+        "--no-limits",
+        "--latency-ms",
+        "50",
+        "--jitter-ms",
+        "30",
+        "--tick-seconds",
+        "3600",
+        proxies=2,
+    )
     names = await item_names(system)
     await warm_up(system, names)
     for service in SERVICES:
         system.start(service)
-    await wait_ready(system, bench.redis_url, {"fetcher": settings.fetcher_processes,
-                                               "publisher": settings.publisher_processes,
-                                               "scheduler": 1, "watchdog": 1})  # fmt: skip
+    await wait_ready(
+        system,
+        bench.redis_url,
+        {
+            "fetcher": settings.fetcher_processes,
+            "publisher": settings.publisher_processes,
+            "scheduler": 1,
+            "watchdog": 1,
+        },
+    )
     db = bench.database()
     try:
-        await insert_tasks(db, count=TASKS, interval=INTERVAL, start=LEAD_S, spread=INTERVAL,
-                           names=names)  # fmt: skip
+        await insert_tasks(
+            db, count=TASKS, interval=INTERVAL, start=LEAD_S, spread=INTERVAL, names=names
+        )
         async with db.session_scope() as s:
             due = (await s.execute(text("SELECT id, next_check FROM tasks"))).all()
             first_due: dict[int, datetime] = {r.id: r.next_check for r in due}
@@ -79,12 +95,18 @@ async def run(bench: Bench) -> dict[str, Any]:
             ended = (await s.execute(text("SELECT now()"))).scalar_one()
         stop(system, ["scheduler", "watchdog", "fetcher", "publisher"])
         async with db.session_scope() as s:
-            rows = (await s.execute(text(
-                "SELECT task_id, checked_at FROM price_history ORDER BY task_id, checked_at"
-            ))).all()  # fmt: skip
-            failed = int((await s.execute(text(
-                "SELECT count(*) FROM tasks WHERE last_error IS NOT NULL"
-            ))).scalar_one())  # fmt: skip
+            rows = (
+                await s.execute(
+                    text(
+                        "SELECT task_id, checked_at FROM price_history ORDER BY task_id, checked_at"
+                    )
+                )
+            ).all()
+            failed = int(
+                (
+                    await s.execute(text("SELECT count(*) FROM tasks WHERE last_error IS NOT NULL"))
+                ).scalar_one()
+            )
     finally:
         await db.dispose()
 
@@ -100,7 +122,7 @@ async def run(bench: Bench) -> dict[str, Any]:
         # Lag p99 of each task's 1st, 2nd, ... check: steady, or growing as a backlog would.
         "lag_p99_by_round_s": [
             round(quantile(r, 0.99), 3) for r in by_round if len(r) >= TASKS // 2
-        ],  # fmt: skip
+        ],
         "claim_lag_p99_le_s": claim_lag,
         "tasks": TASKS,
         "checks": len(rows),

@@ -31,7 +31,7 @@ from bench.scenarios.common import (
     warm_up,
 )
 from shared.config import Settings
-from shared.models import PriceSnapshot
+from shared.db import PriceSnapshot
 
 PROCESSES = 2
 THREADS = 250

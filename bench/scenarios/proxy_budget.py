@@ -25,7 +25,7 @@ from bench.scenarios.common import (
     wait_ready,
     warm_up,
 )
-from shared.models import PriceSnapshot
+from shared.db import PriceSnapshot
 
 DESCRIPTION = "4 proxies x 20 req/min, budgets to match, 2 fetchers, 3 min: budget used, 429s"
 TARGETS = {"used_fraction": (">=", 0.95), "share_429": ("<=", 0.005)}

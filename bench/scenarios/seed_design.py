@@ -95,8 +95,9 @@ async def run(bench: Bench) -> dict[str, Any]:
     try:
         names = await item_names(system, TASKS)
         await warm_up(system, names)
-        await sim_call(system, "POST", "/__sim/latency",
-                       body={"mean_ms": LATENCY_MS, "jitter_ms": JITTER_MS})  # fmt: skip
+        await sim_call(
+            system, "POST", "/__sim/latency", body={"mean_ms": LATENCY_MS, "jitter_ms": JITTER_MS}
+        )
         # Due in a day: ``spread`` makes them due once each design is running.
         await insert_tasks(db, count=TASKS, interval=INTERVAL, start=86400, names=names)
         say("seed_design: steamwatch")
@@ -181,9 +182,21 @@ async def start_steamwatch(bench: Bench, system: System, db: Database) -> tuple[
 
 
 async def start_seed(bench: Bench, system: System, db: Database) -> tuple[list[Proc], Any]:
-    argv = [sys.executable, "-m", "bench.seed_reference", "--database-url", bench.database_url,
-            "--redis-url", bench.redis_url, "--sim", system.sim_url,
-            "--pool-size", str(SEED_POOL[0]), "--max-overflow", str(SEED_POOL[1])]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.seed_reference",
+        "--database-url",
+        bench.database_url,
+        "--redis-url",
+        bench.redis_url,
+        "--sim",
+        system.sim_url,
+        "--pool-size",
+        str(SEED_POOL[0]),
+        "--max-overflow",
+        str(SEED_POOL[1]),
+    ]
     for proxy in system.proxy_urls:
         argv += ["--proxy", proxy]
     proc = system.spawn("seed", argv, system.base_env())
@@ -199,9 +212,11 @@ async def start_seed(bench: Bench, system: System, db: Database) -> tuple[list[P
         found = re.findall(r"^\{.*\}$", proc.text(), flags=re.MULTILINE)
         report = json.loads(found[-1]) if found else {}
         counts = report.get("counts", {})
-        return {"check_errors": counts.get("error", 0),
-                "pool_checked_out_max": report.get("max_checked_out"),
-                "pool_limit": report.get("pool_limit")}  # fmt: skip
+        return {
+            "check_errors": counts.get("error", 0),
+            "pool_checked_out_max": report.get("max_checked_out"),
+            "pool_limit": report.get("pool_limit"),
+        }
 
     return [proc], finish
 

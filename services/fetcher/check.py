@@ -17,19 +17,23 @@ import structlog
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert
 
-from shared.db import Database
-from shared.messages import CheckMessage, ResultMessage, send_result
-from shared.models import PriceSnapshot, Task
-from shared.proxies import ProxyPoolExhausted
-from shared.schedule import Backoff, defer, release_failure, release_success
-from shared.secrets import redact_text
-from shared.steam.client import Item, SteamClient
-from shared.steam.errors import SteamError
-from shared.steam.results import Listings, OrderBook, PriceOverview, Result
+from services.fetcher.metrics import CHECKS, TRANSITIONS
+from shared.bus import CheckMessage, ResultMessage, send_result
+from shared.db import Database, PriceSnapshot, Task
+from shared.observability import redact_text
+from shared.steam import (
+    Item,
+    Listings,
+    OrderBook,
+    PriceOverview,
+    ProxyPoolExhausted,
+    Result,
+    SteamClient,
+    SteamError,
+)
+from shared.tasks import Backoff, defer, release_failure, release_success
 
 log = structlog.get_logger(__name__)
-
-Count = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -39,10 +43,7 @@ class Fetcher:
     db: Database
     steam: SteamClient
     broker: dramatiq.Broker
-    count: Count  # outcome -> metric: "ok", "error", "deferred" (no proxy free), "dropped_<why>"
     backoff: Backoff = Backoff()
-    # A task changed status: "stalled", "recovered" or "failed" -> metric.
-    transition: Count = lambda _status: None
     # True once this worker is shutting down (its HTTP session may close under a check).
     stopping: Callable[[], bool] = lambda: False
 
@@ -64,16 +65,28 @@ def snapshot_row(
         "currency": currency,
     }
     if isinstance(result, PriceOverview):
-        row |= {"lowest_price": result.lowest_price, "median_price": result.median_price,
-                "volume": result.volume, "source": "priceoverview"}  # fmt: skip
+        row |= {
+            "lowest_price": result.lowest_price,
+            "median_price": result.median_price,
+            "volume": result.volume,
+            "source": "priceoverview",
+        }
     elif isinstance(result, OrderBook):
-        row |= {"highest_buy": result.highest_buy, "lowest_sell": result.lowest_sell,
-                "buy_count": result.buy_count, "sell_count": result.sell_count,
-                "lowest_price": result.lowest_sell, "source": "orderbook"}  # fmt: skip
+        row |= {
+            "highest_buy": result.highest_buy,
+            "lowest_sell": result.lowest_sell,
+            "buy_count": result.buy_count,
+            "sell_count": result.sell_count,
+            "lowest_price": result.lowest_sell,
+            "source": "orderbook",
+        }
     elif isinstance(result, Listings):
-        row |= {"listings": [entry.to_dict() for entry in result.listings],
-                "lowest_price": min((e.total for e in result.listings), default=None),
-                "sell_count": result.total_count, "source": "listings"}  # fmt: skip
+        row |= {
+            "listings": [entry.to_dict() for entry in result.listings],
+            "lowest_price": min((e.total for e in result.listings), default=None),
+            "sell_count": result.total_count,
+            "source": "listings",
+        }
     return row
 
 
@@ -85,7 +98,7 @@ async def check_task(fetcher: Fetcher, message: CheckMessage) -> ResultMessage |
         why = _drop_reason(task, message)
         if why is not None:
             log.info("check dropped", task_id=message.task_id, reason=why)
-            fetcher.count(f"dropped_{why}")
+            CHECKS.labels(outcome=f"dropped_{why}").inc()
             return None
         assert task is not None
         item = Item(task.appid, task.market_hash_name, task.currency)
@@ -99,16 +112,19 @@ async def check_task(fetcher: Fetcher, message: CheckMessage) -> ResultMessage |
             result = await fetch(fetcher.steam, kind, item)
         except ProxyPoolExhausted as e:
             next_check = await defer(session, task_id=task_id, token=token, at=e.retry_at)
-            fetcher.count("deferred")
+            CHECKS.labels(outcome="deferred").inc()
             log.info("no proxy free; deferred", task_id=task_id, until=str(next_check))
             return None
         except Exception as e:
             if fetcher.stopping():
                 # Cut short by this worker's shutdown, not the task's failure: the lease stays,
                 # and the message, handed back to the queue, is redone by another worker.
-                log.info("check interrupted by shutdown; left for another worker",
-                         task_id=task_id, error=f"{type(e).__name__}")  # fmt: skip
-                fetcher.count("interrupted")
+                log.info(
+                    "check interrupted by shutdown; left for another worker",
+                    task_id=task_id,
+                    error=f"{type(e).__name__}",
+                )
+                CHECKS.labels(outcome="interrupted").inc()
                 return None
             if not isinstance(e, SteamError):  # a bug or an outage: a failed check all the same
                 log.exception("check failed unexpectedly", task_id=task_id)
@@ -118,25 +134,30 @@ async def check_task(fetcher: Fetcher, message: CheckMessage) -> ResultMessage |
         if result is not None:
             success = await release_success(session, task_id=task_id, token=token)
             if success is None:
-                fetcher.count("dropped_stale")
+                CHECKS.labels(outcome="dropped_stale").inc()
                 return None
             await session.execute(_STORE, snapshot_row(task_id, message, item.currency, result))
-            fetcher.count("ok")
+            CHECKS.labels(outcome="ok").inc()
             if success.recovered:
-                fetcher.transition("recovered")
+                TRANSITIONS.labels(to="recovered").inc()
                 log.info("task recovered", task_id=task_id, reason=message.reason)
-            reply = ResultMessage(task_id=task_id, lease_token=token, checked_at=checked_at,
-                                  outcome="ok", result=result.to_dict(),
-                                  recovered=success.recovered)  # fmt: skip
+            reply = ResultMessage(
+                task_id=task_id,
+                lease_token=token,
+                checked_at=checked_at,
+                outcome="ok",
+                result=result.to_dict(),
+                recovered=success.recovered,
+            )
         else:
             assert error is not None
             failure = await release_failure(
                 session, task_id=task_id, token=token, error=error, backoff=fetcher.backoff
             )
             if failure is None:
-                fetcher.count("dropped_stale")
+                CHECKS.labels(outcome="dropped_stale").inc()
                 return None
-            fetcher.count("error")
+            CHECKS.labels(outcome="error").inc()
             log.warning(
                 "check failed",
                 task_id=task_id,
@@ -147,14 +168,22 @@ async def check_task(fetcher: Fetcher, message: CheckMessage) -> ResultMessage |
                 next_check=failure.next_check.isoformat(),
             )
             if failure.became_stalled or failure.became_failed:
-                fetcher.transition(failure.status)
-                log.error("task stalled" if failure.became_stalled else "task failed",
-                          task_id=task_id, error=error,
-                          recovery_attempts=failure.recovery_attempts)  # fmt: skip
-            reply = ResultMessage(task_id=task_id, lease_token=token, checked_at=checked_at,
-                                  outcome="error", error=error[:500],
-                                  became_stalled=failure.became_stalled,
-                                  became_failed=failure.became_failed)  # fmt: skip
+                TRANSITIONS.labels(to=failure.status).inc()
+                log.error(
+                    "task stalled" if failure.became_stalled else "task failed",
+                    task_id=task_id,
+                    error=error,
+                    recovery_attempts=failure.recovery_attempts,
+                )
+            reply = ResultMessage(
+                task_id=task_id,
+                lease_token=token,
+                checked_at=checked_at,
+                outcome="error",
+                error=error[:500],
+                became_stalled=failure.became_stalled,
+                became_failed=failure.became_failed,
+            )
     # Sent once the row is committed: the publisher never sees a check that did not happen.
     send_result(fetcher.broker, reply)
     return reply
@@ -163,9 +192,15 @@ async def check_task(fetcher: Fetcher, message: CheckMessage) -> ResultMessage |
 # Plain statements, built once: a check runs these two thousands of times a minute, and the
 # ORM's identity map and per-call statement building cost more than the queries themselves.
 _LOAD = select(
-    Task.id, Task.is_active, Task.status, Task.lease_token, Task.appid, Task.market_hash_name,
-    Task.currency, Task.kind,
-).where(Task.id == bindparam("task_id"))  # fmt: skip
+    Task.id,
+    Task.is_active,
+    Task.status,
+    Task.lease_token,
+    Task.appid,
+    Task.market_hash_name,
+    Task.currency,
+    Task.kind,
+).where(Task.id == bindparam("task_id"))
 _STORE = insert(PriceSnapshot).on_conflict_do_nothing(constraint="uq_price_history_check")
 
 

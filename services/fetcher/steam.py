@@ -10,10 +10,15 @@ from __future__ import annotations
 from dramatiq import Broker, Middleware, Worker
 from dramatiq.asyncio import get_event_loop_thread
 
+from shared.bus import WorkerResources
 from shared.config import Settings
-from shared.proxies import ProxyPool
-from shared.resources import WorkerResources
-from shared.steam.client import SteamClient, close_quietly, create_http_session, initialize_metrics
+from shared.steam import (
+    ProxyPool,
+    SteamClient,
+    close_quietly,
+    create_http_session,
+    initialize_metrics,
+)
 
 
 class SteamResources(Middleware):

@@ -1,65 +1,58 @@
-"""The fetcher's dramatiq entry point: ``dramatiq services.fetcher.worker:setup``.
+"""The fetcher's dramatiq worker: its broker, middleware and the check actor.
 
-``setup`` runs in each worker process; importing this module starts nothing.
+Built by :func:`services.fetcher.main.setup` in each worker process; importing it starts nothing.
 """
 
 from __future__ import annotations
 
-import dramatiq
-from prometheus_client import Counter
-
+from services.fetcher import metrics
 from services.fetcher.check import Fetcher, check_task
 from services.fetcher.steam import SteamResources
-from shared.broker import CHECK_ACTOR, CHECKS_QUEUE
-from shared.handback import HandBack
-from shared.messages import CheckMessage, guarded
-from shared.resources import setup_worker
-from shared.schedule import backoff_of
+from shared.bus import (
+    CHECK_ACTOR,
+    CHECKS_QUEUE,
+    CheckMessage,
+    WorkerResources,
+    WorkerSpec,
+    declare_actor,
+    guarded,
+    setup_worker,
+)
+from shared.config import Settings
+from shared.runtime import pool_spec
+from shared.tasks import backoff_of
 
 SERVICE = "fetcher"
-QUEUES = (CHECKS_QUEUE,)
-
-CHECKS = Counter("steamwatch_checks", "Checks by outcome", ["outcome"])
-TRANSITIONS = Counter(
-    "steamwatch_task_transitions", "Tasks that became stalled, recovered or failed", ["to"]
-)
-OUTCOMES = ("ok", "error", "deferred", "interrupted", "dropped_gone", "dropped_inactive",
-            "dropped_stale", "dropped_malformed")  # fmt: skip
 
 
-def setup() -> None:
-    broker, resources, settings = setup_worker(service=SERVICE, queues=QUEUES)
+def build(settings: Settings, *, database_url: str, redis_url: str) -> None:
+    """Set up this worker process: pools, the Steam client and the check actor."""
+    resources = WorkerResources(
+        pool_spec(settings, service=SERVICE, database_url=database_url, redis_url=redis_url)
+    )
     steam = SteamResources(settings=settings, resources=resources)
-    broker.add_middleware(steam)
-    broker.add_middleware(HandBack())  # last: see shared.handback
-
+    broker = setup_worker(
+        WorkerSpec(service=SERVICE, redis_url=redis_url, queues=(CHECKS_QUEUE,)),
+        resources=resources,
+        middleware=[steam],
+    )
     backoff = backoff_of(settings)
-
-    def count(outcome: str) -> None:
-        CHECKS.labels(outcome=outcome).inc()
-
-    def transition(status: str) -> None:
-        TRANSITIONS.labels(to=status).inc()
-
-    # Every known series exists from the start, at 0: rates and alerts need no first event.
-    for outcome in OUTCOMES:
-        CHECKS.labels(outcome=outcome)
-    for status in ("stalled", "recovered", "failed"):
-        TRANSITIONS.labels(to=status)
+    metrics.seed()
 
     async def check(message: CheckMessage) -> None:
-        fetcher = Fetcher(db=resources.pools.db, steam=steam.client, broker=broker, count=count,
-                          backoff=backoff, transition=transition,
-                          stopping=lambda: steam.stopping)  # fmt: skip
+        fetcher = Fetcher(
+            db=resources.pools.db,
+            steam=steam.client,
+            broker=broker,
+            backoff=backoff,
+            stopping=lambda: steam.stopping,
+        )
         await check_task(fetcher, message)
 
-    dramatiq.actor(
-        actor_name=CHECK_ACTOR,
-        queue_name=CHECKS_QUEUE,
-        broker=broker,
-        # Retries are for outages (database down); the lease makes a retried check safe.
-        max_retries=5,
-        min_backoff=1_000,
-        max_backoff=30_000,
-        time_limit=int((settings.http_timeout * 3 + 30) * 1000),
-    )(guarded(CheckMessage, check, count=count))
+    declare_actor(
+        broker,
+        guarded(CheckMessage, check, malformed=metrics.CHECKS.labels(outcome="dropped_malformed")),
+        name=CHECK_ACTOR,
+        queue=CHECKS_QUEUE,
+        time_limit_ms=int((settings.http_timeout * 3 + 30) * 1000),
+    )

@@ -9,7 +9,6 @@ no event is ever lost to a state that moved on without it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,24 +18,19 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
-from shared.conditions import ConditionError, evaluate, parse_conditions
-from shared.db import Database
-from shared.events import Event, publish
-from shared.messages import ResultMessage
-from shared.models import SeenListing, Task
-from shared.steam.client import Item
-from shared.steam.results import Listings, result_from_dict
+from services.publisher.metrics import DUPLICATES, EVENTS, RESULTS
+from shared.alerts import ConditionError, Event, evaluate, parse_conditions, publish
+from shared.bus import ResultMessage
+from shared.db import Database, SeenListing, Task
+from shared.steam import Item, Listings, result_from_dict
 
 log = structlog.get_logger(__name__)
-
-Count = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class Publisher:
     db: Database
     redis: redis.asyncio.Redis
-    count: Count  # outcome -> metric; "event_<kind>" per event published, "duplicate_event"
 
 
 async def publish_result(pub: Publisher, message: ResultMessage) -> list[Event]:
@@ -46,37 +40,58 @@ async def publish_result(pub: Publisher, message: ResultMessage) -> list[Event]:
         # The failure that made a task failed is the one result judged for a failed task: its
         # owner must hear that the watch gave up.
         giving_up = task is not None and message.became_failed and task.status == "failed"
-        if task is None or not task.is_active or (task.status in ("paused", "failed")
-                                                  and not giving_up):  # fmt: skip
+        if (
+            task is None
+            or not task.is_active
+            or (task.status in ("paused", "failed") and not giving_up)
+        ):
             why = "gone" if task is None else "inactive"
             log.info("result dropped", task_id=message.task_id, reason=why)
-            pub.count(f"dropped_{why}")
+            RESULTS.labels(outcome=f"dropped_{why}").inc()
             return []
         item = Item(task.appid, task.market_hash_name, task.currency)
         about: dict[str, Any] = {"task_id": task.id, "owner": task.owner, "item": item}
         events: list[Event] = []
         if giving_up:
-            events.append(Event.about_task(
-                "failed", **about, occasion=message.lease_token, at=message.checked_at,
-                data={"error": message.error, "recovery_attempts": task.recovery_attempts,
-                      "consecutive_errors": task.consecutive_errors},
-            ))  # fmt: skip
+            events.append(
+                Event.about_task(
+                    "failed",
+                    **about,
+                    occasion=message.lease_token,
+                    at=message.checked_at,
+                    data={
+                        "error": message.error,
+                        "recovery_attempts": task.recovery_attempts,
+                        "consecutive_errors": task.consecutive_errors,
+                    },
+                )
+            )
         if message.became_stalled:
-            events.append(Event.about_task(
-                "stalled", **about, occasion=message.lease_token, at=message.checked_at,
-                data={"error": message.error, "consecutive_errors": task.consecutive_errors},
-            ))  # fmt: skip
+            events.append(
+                Event.about_task(
+                    "stalled",
+                    **about,
+                    occasion=message.lease_token,
+                    at=message.checked_at,
+                    data={"error": message.error, "consecutive_errors": task.consecutive_errors},
+                )
+            )
         if message.recovered:
-            events.append(Event.about_task(
-                "recovered", **about, occasion=message.lease_token, at=message.checked_at,
-            ))  # fmt: skip
+            events.append(
+                Event.about_task(
+                    "recovered",
+                    **about,
+                    occasion=message.lease_token,
+                    at=message.checked_at,
+                )
+            )
         if message.outcome == "ok" and message.result is not None:
             events += await _judge(pub, session, task, message, about)
         published = await publish(pub.redis, events)
         for event in published:
-            pub.count(f"event_{event.kind}")
+            EVENTS.labels(kind=event.kind).inc()
         for _ in range(len(events) - len(published)):
-            pub.count("duplicate_event")
+            DUPLICATES.inc()
     return published
 
 
@@ -87,7 +102,7 @@ async def _judge(
     last = state.get("checked_at")
     if last is not None and datetime.fromisoformat(last) >= message.checked_at:
         # A result older than one already judged (a slow redelivery): its moment has passed.
-        pub.count("stale_result")
+        RESULTS.labels(outcome="stale_result").inc()
         return []
     try:
         condition = parse_conditions(task.kind, task.conditions, currency=task.currency)
@@ -104,7 +119,7 @@ async def _judge(
         judged = evaluate(condition, result, state, already_seen=seen)
     except (ConditionError, ValueError, TypeError) as e:
         log.error("result not judged", task_id=task.id, problem=str(e))
-        pub.count("not_judged")
+        RESULTS.labels(outcome="not_judged").inc()
         return []
     task.condition_state = {**judged.state, "checked_at": message.checked_at.isoformat()}
     if judged.new_listing_ids:

@@ -15,13 +15,11 @@ import dramatiq
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
-from shared.broker import CHECKS_QUEUE, create_broker, queue_key
+from shared.bus import CHECKS_QUEUE, CheckMessage, create_broker, queue_key, send_check
 from shared.config import Settings
-from shared.health import HealthSpec
-from shared.lifecycle import run_ticking_service
-from shared.messages import CheckMessage, send_check
-from shared.resources import Pools, pool_spec
-from shared.schedule import Claim, claim_due, defer
+from shared.observability import HealthSpec
+from shared.runtime import Pools, pool_spec, run_ticking_service
+from shared.tasks import Claim, claim_due, defer
 
 SERVICE = "scheduler"
 log = structlog.get_logger(__name__)
@@ -96,16 +94,19 @@ class Scheduler:
         try:
             async with pools.db.session_scope() as session:
                 for claim in unsent:
-                    await defer(session, task_id=claim.task_id, token=claim.lease_token,
-                                at=claim.next_check)  # fmt: skip
+                    await defer(
+                        session, task_id=claim.task_id, token=claim.lease_token, at=claim.next_check
+                    )
         except Exception:
-            log.exception("could not release unsent claims; their leases will expire",
-                          count=len(unsent))  # fmt: skip
+            log.exception(
+                "could not release unsent claims; their leases will expire", count=len(unsent)
+            )
         else:
             log.warning("unsent claims released for the next tick", count=len(unsent))
 
 
-def main(settings: Settings, *, database_url: str, redis_url: str) -> None:
+def run(settings: Settings, *, database_url: str, redis_url: str) -> None:
+    """Run the scheduler until SIGTERM or SIGINT."""
     spec = pool_spec(settings, service=SERVICE, database_url=database_url, redis_url=redis_url)
     scheduler = Scheduler(
         broker=create_broker(redis_url=redis_url),

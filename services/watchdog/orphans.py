@@ -24,12 +24,13 @@ from dataclasses import dataclass
 from dramatiq.common import dq_name
 from redis.asyncio import Redis
 
-from shared.broker import NAMESPACE, RESULTS_QUEUE
+from shared.bus import NAMESPACE, RESULTS_QUEUE, acks_prefix, heartbeats_key, queue_key
 
 #: The queues whose held messages are requeued: results, and their delayed retries.
 QUEUES: tuple[str, ...] = (RESULTS_QUEUE, dq_name(RESULTS_QUEUE))
 
-# KEYS: heartbeats. ARGV: namespace, silent since (ms), most workers, queue names...
+# KEYS: heartbeats. ARGV: acks prefix, queue key prefix, silent since (ms), most workers,
+# queue names... (the key layout of shared.bus's _keys, which Lua cannot import).
 # The most recently silent first: dramatiq prunes the set only in its maintenance, so long-gone
 # workers (already requeued, or senders that never held anything) pile up behind them.
 # As dramatiq's own maintenance does it (dispatch.lua), in one script: a message is pushed back
@@ -37,17 +38,17 @@ QUEUES: tuple[str, ...] = (RESULTS_QUEUE, dq_name(RESULTS_QUEUE))
 # that was alive after all deletes nothing.
 _REQUEUE = """
 local requeued = {}
-local silent = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[2], '-inf', 'LIMIT', 0, ARGV[3])
+local silent = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[3], '-inf', 'LIMIT', 0, ARGV[4])
 for _, worker in ipairs(silent) do
-  for i = 4, #ARGV do
+  for i = 5, #ARGV do
     local queue = ARGV[i]
-    local acks = ARGV[1] .. ':__acks__.' .. worker .. '.' .. queue
+    local acks = ARGV[1] .. worker .. '.' .. queue
     local ids = redis.call('SMEMBERS', acks)
     if #ids > 0 then
       local moved = 0
       for _, id in ipairs(ids) do
-        if redis.call('HEXISTS', ARGV[1] .. ':' .. queue .. '.msgs', id) == 1 then
-          redis.call('RPUSH', ARGV[1] .. ':' .. queue, id)
+        if redis.call('HEXISTS', ARGV[2] .. queue .. '.msgs', id) == 1 then
+          redis.call('RPUSH', ARGV[2] .. queue, id)
           moved = moved + 1
         end
       end
@@ -87,7 +88,14 @@ async def requeue_orphans(
     since_ms = int(((now if now is not None else time.time()) - silent_for) * 1000)
     script = redis.register_script(_REQUEUE)
     reply = await script(
-        keys=[f"{namespace}:__heartbeats__"], args=[namespace, since_ms, limit, *queues]
+        keys=[heartbeats_key(namespace=namespace)],
+        args=[
+            acks_prefix(namespace=namespace),
+            queue_key("", namespace=namespace),
+            since_ms,
+            limit,
+            *queues,
+        ],
     )
     return [
         Requeued(_text(reply[i]), _text(reply[i + 1]), int(reply[i + 2]))

@@ -9,12 +9,11 @@ from __future__ import annotations
 import asyncio
 
 from services.watchdog.watch import Watchdog
-from shared.broker import create_broker
+from shared.bus import create_broker
 from shared.config import Settings
-from shared.health import HealthSpec
-from shared.lifecycle import run_ticking_service
-from shared.resources import pool_spec
-from shared.schedule import backoff_of
+from shared.observability import HealthSpec
+from shared.runtime import pool_spec, run_ticking_service
+from shared.tasks import backoff_of
 
 SERVICE = "watchdog"
 
@@ -33,7 +32,8 @@ def watchdog_of(settings: Settings, *, redis_url: str) -> Watchdog:
     )
 
 
-def main(settings: Settings, *, database_url: str, redis_url: str) -> None:
+def run(settings: Settings, *, database_url: str, redis_url: str) -> None:
+    """Run the watchdog until SIGTERM or SIGINT."""
     spec = pool_spec(settings, service=SERVICE, database_url=database_url, redis_url=redis_url)
     watchdog = watchdog_of(settings, redis_url=redis_url)
     asyncio.run(

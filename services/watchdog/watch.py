@@ -36,27 +36,33 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.watchdog.orphans import QUEUES as ORPHAN_QUEUES
 from services.watchdog.orphans import Requeued, requeue_orphans
-from shared import deadletters, queues
-from shared.broker import CHECK_ACTOR, CHECKS_QUEUE, RESULTS_QUEUE, queue_key
-from shared.deadletters import DeadLetter
-from shared.messages import (
+from shared.bus import (
+    CHECK_ACTOR,
+    CHECKS_QUEUE,
     REQUEUES_OPTION,
+    RESULTS_QUEUE,
     BadMessage,
     CheckMessage,
     ResultMessage,
+    deadletters,
+    queue_key,
+    queues,
     send_check,
     send_result,
 )
-from shared.repairs import (
+from shared.bus.deadletters import DeadLetter
+from shared.runtime import Pools
+from shared.tasks import (
+    Backoff,
     Lease,
+    claim_due,
     claim_recovery,
     count_by_status,
     count_stalled,
     reclaim_expired,
     release_dead_letter,
+    release_failure,
 )
-from shared.resources import Pools
-from shared.schedule import Backoff, claim_due, release_failure
 
 log = structlog.get_logger(__name__)
 
@@ -168,8 +174,13 @@ class Watchdog:
         report.orphans = await requeue_orphans(pools.redis, silent_for=self.lease_seconds)
         for orphans in report.orphans:  # said now: the rest of the pass may fail (a store down)
             ORPHANS.labels(queue=orphans.queue).inc(orphans.count)
-            log.warning("orphaned results requeued", queue=orphans.queue, count=orphans.count,
-                        worker=orphans.worker, silent_for=self.lease_seconds)  # fmt: skip
+            log.warning(
+                "orphaned results requeued",
+                queue=orphans.queue,
+                count=orphans.count,
+                worker=orphans.worker,
+                silent_for=self.lease_seconds,
+            )
         depth = int(await pools.redis.llen(queue_key(CHECKS_QUEUE)))
         room = self.high_water - depth
         if room < self.batch:
@@ -179,9 +190,7 @@ class Watchdog:
         letters = [
             letter
             for queue in DEAD_LETTER_QUEUES
-            for letter in await deadletters.oldest(
-                pools.redis, queue, limit=self.dead_letter_batch
-            )
+            for letter in await deadletters.oldest(pools.redis, queue, limit=self.dead_letter_batch)
         ]
         async with pools.db.session_scope() as session:
             room = await self._expired(session, report, room)
@@ -300,17 +309,26 @@ class Watchdog:
         error = f"check dead-lettered after {requeues} re-sends"
         error += f": {cause[0]}" if cause else ""
         failure = await release_failure(
-            session, task_id=check.task_id, token=check.lease_token, error=error,
+            session,
+            task_id=check.task_id,
+            token=check.lease_token,
+            error=error,
             backoff=self.backoff,
-        )  # fmt: skip
+        )
         if failure is None:
             return "superseded", f"re-sent {requeues} times already; its lease moved on since"
         GAVE_UP.inc()
-        report.failures.append(ResultMessage(
-            task_id=check.task_id, lease_token=check.lease_token, checked_at=datetime.now(UTC),
-            outcome="error", error=error[:500], became_stalled=failure.became_stalled,
-            became_failed=failure.became_failed,
-        ))  # fmt: skip
+        report.failures.append(
+            ResultMessage(
+                task_id=check.task_id,
+                lease_token=check.lease_token,
+                checked_at=datetime.now(UTC),
+                outcome="error",
+                error=error[:500],
+                became_stalled=failure.became_stalled,
+                became_failed=failure.became_failed,
+            )
+        )
         return "requeued_too_often", (
             f"re-sent {requeues} times already; recorded as a failed check ({failure.status})"
         )
@@ -343,19 +361,33 @@ class Watchdog:
             if send.reason == "overdue":
                 log.debug("overdue task sent", task_id=send.task_id)
             else:
-                log.info("check re-sent", task_id=send.task_id, reason=send.reason,
-                         attempt=send.attempt, requeues=send.requeues or None)  # fmt: skip
+                log.info(
+                    "check re-sent",
+                    task_id=send.task_id,
+                    reason=send.reason,
+                    attempt=send.attempt,
+                    requeues=send.requeues or None,
+                )
         if overdue := report.sent("overdue"):
             # Many at once means the scheduler is down or far behind: one line, not thousands.
-            log.warning("overdue tasks sent", count=len(overdue), grace=self.grace,
-                        task_ids=overdue[:20])  # fmt: skip
+            log.warning(
+                "overdue tasks sent", count=len(overdue), grace=self.grace, task_ids=overdue[:20]
+            )
         for lease in report.released:
             RELEASED.labels(why=lease.why_released).inc()
-            log.info("expired lease released; task not checked", task_id=lease.task_id,
-                     why=lease.why_released)  # fmt: skip
+            log.info(
+                "expired lease released; task not checked",
+                task_id=lease.task_id,
+                why=lease.why_released,
+            )
         for dropped in report.dropped:
             queue = dropped.letter.queue
             DEAD_DROPPED.labels(queue=queue, reason=dropped.reason).inc()
-            log.warning("dead letter dropped", queue=queue, task_id=dropped.task_id,
-                        message_id=dropped.letter.entry_id, reason=dropped.reason,
-                        why=dropped.detail)  # fmt: skip
+            log.warning(
+                "dead letter dropped",
+                queue=queue,
+                task_id=dropped.task_id,
+                message_id=dropped.letter.entry_id,
+                reason=dropped.reason,
+                why=dropped.detail,
+            )

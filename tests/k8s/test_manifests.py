@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.broker import CHECKS_QUEUE, queue_key
+from shared.bus import CHECKS_QUEUE, queue_key
 from shared.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,8 +43,12 @@ def tool(name: str) -> str:
 
 @cache
 def rendered(overlay: str) -> str:
-    done = subprocess.run([tool("kubectl"), "kustomize", str(K8S / "overlays" / overlay)],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        [tool("kubectl"), "kustomize", str(K8S / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -65,26 +69,40 @@ def test_the_overlay_renders_and_every_object_validates_strictly(
     manifest.write_text(rendered(overlay))
     done = subprocess.run(
         [tool("kubernetes-validate"), "--strict", "-k", KUBERNETES_VERSION, str(manifest)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     core = [o for o in objects(overlay) if o["kind"] not in CUSTOM_KINDS]
     assert output.count(" passed for resource ") == len(core), output
     unknown = set(re.findall(r"Couldn't find schema for kind (\w+)", output))
     assert unknown <= CUSTOM_KINDS, unknown
-    assert all(o["metadata"].get("namespace") == f"steamwatch{'-dev' if overlay == 'dev' else ''}"
-               for o in objects(overlay))  # fmt: skip
+    assert all(
+        o["metadata"].get("namespace") == f"steamwatch{'-dev' if overlay == 'dev' else ''}"
+        for o in objects(overlay)
+    )
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_checkov_finds_nothing_and_every_skip_says_why(overlay: str, tmp_path: Path) -> None:
     (tmp_path / f"{overlay}.yaml").write_text(rendered(overlay))
     done = subprocess.run(
-        [tool("checkov"), "-d", str(tmp_path), "--framework", "kubernetes", "--skip-download",
-         "--output", "json"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            tool("checkov"),
+            "-d",
+            str(tmp_path),
+            "--framework",
+            "kubernetes",
+            "--skip-download",
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     report = json.loads(done.stdout)
     summary = report["summary"]
     failed = [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]]
@@ -118,13 +136,16 @@ def test_every_service_has_a_hardened_deployment_probes_a_budget_and_a_monitor(
             assert context["readOnlyRootFilesystem"] is True
             assert context["capabilities"] == {"drop": ["ALL"]}
             assert {"requests", "limits"} <= set(container["resources"])
-            assert container["image"].startswith(("registry.example.com/steamwatch:",
-                                                  "localhost:5000/steamwatch:"))  # fmt: skip
+            assert container["image"].startswith(
+                ("registry.example.com/steamwatch:", "localhost:5000/steamwatch:")
+            )
         [main] = pod["containers"]
         assert main["args"] == ["run", service]  # one entry point per service, the CLI
         assert main["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
         assert main["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
-        assert [p["containerPort"] for p in main["ports"]] == [int(settings["STEAMWATCH_METRICS_PORT"])]
+        assert [p["containerPort"] for p in main["ports"]] == [
+            int(settings["STEAMWATCH_METRICS_PORT"])
+        ]
         assert pod["initContainers"][0]["args"][:2] == ["db", "wait"]  # after the migration
         # dramatiq's drain fits inside the pod's grace period, with room to exit.
         grace = pod["terminationGracePeriodSeconds"]
@@ -200,8 +221,11 @@ def test_the_dockerfile_passes_hadolint_and_runs_the_cli_unprivileged_behind_tin
     assert re.search(r"^USER 10001:10001$", final, re.M)
     assert 'ENTRYPOINT ["/usr/bin/tini", "--", "steamwatch"]' in final  # exec form, no -g
     assert "build-essential" not in final and "gcc" not in final
-    ignored = [line for line in (ROOT / ".dockerignore").read_text().splitlines()
-               if line and not line.startswith("#")]  # fmt: skip
+    ignored = [
+        line
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
     assert ignored[0] == "*" and "!shared/" in ignored  # only the sources go in
 
 
@@ -209,17 +233,36 @@ def test_the_package_installs_as_the_image_installs_it_with_its_data(tmp_path: P
     """`pip install .` without the embedded extra, as the Dockerfile does; run from outside."""
     target = tmp_path / "site"
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(ROOT)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
-    assert list(target.glob("shared/migrations/versions/0001_*.py"))
-    assert (target / "shared" / "migrations" / "script.py.mako").exists()
+    assert list(target.glob("shared/db/migrations/versions/0001_*.py"))
+    assert (target / "shared" / "db" / "migrations" / "script.py.mako").exists()
     assert (target / "simulator" / "catalogue.txt").exists()
-    probe = (f"import shared, steamwatch.cli, shared.migrate as m; "
-             f"assert shared.__file__.startswith({str(target)!r}); print(m.heads())")  # fmt: skip
-    ran = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         cwd=tmp_path, env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"})  # fmt: skip
+    probe = (
+        f"import shared, steamwatch.cli, shared.db.migrate as m; "
+        f"assert shared.__file__.startswith({str(target)!r}); print(m.heads())"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+    )
     assert ran.returncode == 0, ran.stderr
     assert "0002" in ran.stdout

@@ -1,0 +1,260 @@
+"""The event contract consumers read from Redis, and its fan-out that publishes each event once.
+
+An event's id is derived from the task, the check's lease token and the signal's key, so a
+redelivered message rebuilds the same id; one Lua script per event claims that id and, only if
+the claim is new, appends to the capped stream and publishes on the task and owner channels.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, get_args
+
+from redis.asyncio import Redis
+
+from shared.alerts._conditions import Signal
+from shared.steam import Item
+
+SCHEMA_VERSION = 1
+EVENTS_STREAM = "steamwatch:events"
+SEEN_PREFIX = "steamwatch:event-seen:"
+
+TaskEventKind = Literal["stalled", "recovered", "failed"]
+EventKind = Literal[
+    "price_at_or_below", "new_listing", "order_book", "stalled", "recovered", "failed"
+]
+EVENT_KINDS: frozenset[str] = frozenset(get_args(EventKind))
+
+
+class EventError(ValueError):
+    """Raised when a stored or received event cannot be read as this schema's event."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"not a steamwatch event: {reason}")
+        self.reason = reason
+
+
+def task_channel(task_id: int) -> str:
+    return f"steamwatch:task:{task_id}"
+
+
+def owner_channel(owner: str) -> str:
+    return f"steamwatch:owner:{owner}"
+
+
+def event_id(task_id: int, occasion: uuid.UUID | str, key: str) -> str:
+    """The deterministic id: the same check (lease token) and key always make the same id."""
+    return f"{task_id}:{occasion}:{key}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """One thing a watch's owner is told, as it appears in the stream and on both channels."""
+
+    schema: int = SCHEMA_VERSION
+    id: str
+    kind: EventKind
+    task_id: int
+    owner: str
+    item: Item
+    at: datetime
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.at.tzinfo is None:
+            raise ValueError("Event.at must be timezone-aware")
+        object.__setattr__(self, "at", self.at.astimezone(UTC))
+
+    @classmethod
+    def from_signal(
+        cls,
+        signal: Signal,
+        *,
+        task_id: int,
+        owner: str,
+        item: Item,
+        lease_token: uuid.UUID | str,
+        at: datetime,
+    ) -> Event:
+        """The event announcing a condition's signal from the check that held `lease_token`."""
+        return cls(
+            id=event_id(task_id, lease_token, signal.key),
+            kind=signal.kind,
+            task_id=task_id,
+            owner=owner,
+            item=item,
+            at=at,
+            data=dict(signal.data),
+        )
+
+    @classmethod
+    def about_task(
+        cls,
+        kind: TaskEventKind,
+        *,
+        task_id: int,
+        owner: str,
+        item: Item,
+        occasion: uuid.UUID | str,
+        at: datetime,
+        data: Mapping[str, Any] | None = None,
+    ) -> Event:
+        """An alert about the watch itself; `occasion` (a lease token, an attempt) makes it once."""
+        return cls(
+            id=event_id(task_id, occasion, kind),
+            kind=kind,
+            task_id=task_id,
+            owner=owner,
+            item=item,
+            at=at,
+            data=dict(data or {}),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": self.schema,
+            "id": self.id,
+            "kind": self.kind,
+            "task_id": self.task_id,
+            "owner": self.owner,
+            "item": {
+                "appid": self.item.appid,
+                "market_hash_name": self.item.market_hash_name,
+                "currency": self.item.currency,
+            },
+            "at": self.at.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "data": self.data,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Event:
+        if data.get("schema") != SCHEMA_VERSION:
+            raise EventError(f"schema {data.get('schema')!r}, expected {SCHEMA_VERSION}")
+        try:
+            item = data["item"]
+            event = cls(
+                id=_typed(data["id"], str, "id"),
+                kind=data["kind"],
+                task_id=_typed(data["task_id"], int, "task_id"),
+                owner=_typed(data["owner"], str, "owner"),
+                item=Item(
+                    appid=_typed(item["appid"], int, "item.appid"),
+                    market_hash_name=_typed(item["market_hash_name"], str, "item.name"),
+                    currency=_typed(item["currency"], int, "item.currency"),
+                ),
+                at=datetime.fromisoformat(_typed(data["at"], str, "at")),
+                data=dict(_typed(data["data"], dict, "data")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EventError(str(exc)) from exc
+        if event.kind not in EVENT_KINDS:
+            raise EventError(f"unknown kind {event.kind!r}")
+        return event
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Event:
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise EventError(f"invalid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise EventError("not a JSON object")
+        return cls.from_dict(data)
+
+
+def _typed(value: Any, kind: type, name: str) -> Any:
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise TypeError(f"{name} must be {kind.__name__}, got {value!r}")
+    return value
+
+
+# KEYS: seen marker, stream. ARGV: ttl, maxlen, event json, task channel, owner channel.
+# Claim and fan-out in one script, so no crash or redelivery falls between them. Scripts do
+# not roll back, so a failed XADD gives the claim up again and a retry can still publish.
+_PUBLISH = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  return false
+end
+local added = redis.pcall('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[3])
+if type(added) == 'table' and added.err then
+  redis.call('DEL', KEYS[1])
+  return added
+end
+redis.call('PUBLISH', ARGV[4], ARGV[3])
+redis.call('PUBLISH', ARGV[5], ARGV[3])
+return added
+"""
+
+
+async def publish(
+    redis: Redis,
+    events: Sequence[Event],
+    *,
+    stream: str = EVENTS_STREAM,
+    maxlen: int = 100_000,
+    dedupe_ttl: int = 7 * 86400,
+) -> list[Event]:
+    """Append each event to the stream and both channels unless its id was published already."""
+    if not events:
+        return []
+    script = redis.register_script(_PUBLISH)
+    # One round trip for the batch; each script still runs atomically on its own.
+    async with redis.pipeline(transaction=False) as pipe:
+        for event in events:
+            body = event.to_json()
+            await script(
+                keys=[SEEN_PREFIX + event.id, stream],
+                args=[
+                    dedupe_ttl,
+                    maxlen,
+                    body,
+                    task_channel(event.task_id),
+                    owner_channel(event.owner),
+                ],
+                client=pipe,
+            )
+        replies = await pipe.execute()
+    return [event for event, reply in zip(events, replies, strict=True) if reply is not None]
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as read back from the stream, with the stream id to resume after."""
+
+    stream_id: str
+    event: Event
+
+
+async def read_events(
+    redis: Redis,
+    *,
+    since: str = "0",
+    count: int = 100,
+    block: float | None = None,
+    stream: str = EVENTS_STREAM,
+) -> list[StoredEvent]:
+    """Up to `count` events after stream id `since` ("$": new ones), waiting up to `block` s."""
+    reply: Any = await redis.xread(
+        {stream: since}, count=count, block=None if block is None else int(block * 1000)
+    )
+    # RESP2 answers [[stream, messages]], RESP3 {stream: messages}.
+    streams = reply.items() if isinstance(reply, dict) else reply or []
+    entries: list[StoredEvent] = []
+    for _name, messages in streams:
+        for stream_id, fields in messages:
+            body = fields.get(b"event", fields.get("event"))
+            if body is None:
+                raise EventError(f"stream entry {_text(stream_id)} has no 'event' field")
+            entries.append(StoredEvent(_text(stream_id), Event.from_json(body)))
+    return entries
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value

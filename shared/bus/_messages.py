@@ -1,0 +1,139 @@
+"""The messages services send each other: ids and the lease token, never ORM objects.
+
+Each message is validated on arrival; one that does not fit (missing fields, wrong types,
+garbage) raises :class:`BadMessage`, which the actor logs and drops instead of retrying.
+Services send to each other's actors by name (``shared.bus``), never by import.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, Literal, TypeVar
+
+import dramatiq
+import structlog
+from dramatiq.asyncio import async_to_sync
+from dramatiq.middleware import CurrentMessage
+from prometheus_client import Counter
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.bus._broker import CHECK_ACTOR, CHECKS_QUEUE, RESULT_ACTOR, RESULTS_QUEUE
+
+Outcome = Literal["ok", "error"]
+M = TypeVar("M", bound="_Message")
+log = structlog.get_logger(__name__)
+
+
+class BadMessage(ValueError):
+    """Raised when a message's payload does not fit its schema; says which fields are wrong."""
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+    @classmethod
+    def parse(cls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if args:
+            raise BadMessage(
+                f"{cls.__name__} takes keyword arguments only, got {len(args)} positional"
+            )
+        try:
+            return cls.model_validate(kwargs)
+        except ValidationError as e:
+            fields = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '(message)'}: {err['msg']}"
+                for err in e.errors()
+            )
+            raise BadMessage(f"bad {cls.__name__}: {fields}") from None
+
+
+class CheckMessage(_Message):
+    """Scheduler (or watchdog) -> fetcher: check this task under this lease."""
+
+    task_id: int = Field(gt=0)
+    lease_token: uuid.UUID
+    reason: Literal["due", "lease_expired", "overdue", "recovery", "dead_letter"] = "due"
+
+
+class ResultMessage(_Message):
+    """Fetcher -> publisher: what one check found, or why it failed."""
+
+    task_id: int = Field(gt=0)
+    lease_token: uuid.UUID
+    checked_at: datetime
+    outcome: Outcome
+    result: dict[str, Any] | None = None
+    error: str | None = Field(default=None, max_length=500)
+    became_stalled: bool = False
+    became_failed: bool = False  # the last recovery attempt failed: the owner gets an alert
+    recovered: bool = False
+
+
+#: Message option counting how often the watchdog re-sent a check out of the dead letters.
+REQUEUES_OPTION = "steamwatch_requeues"
+
+
+def _send(
+    broker: dramatiq.Broker,
+    queue: str,
+    actor: str,
+    payload: _Message,
+    delay_ms: int | None,
+    options: dict[str, Any] | None = None,
+) -> dramatiq.Message[Any]:
+    message: dramatiq.Message[Any] = dramatiq.Message(
+        queue_name=queue,
+        actor_name=actor,
+        args=(),
+        kwargs=payload.model_dump(mode="json"),
+        options=dict(options or {}),
+    )
+    return broker.enqueue(message, delay=delay_ms)
+
+
+def send_check(
+    broker: dramatiq.Broker,
+    message: CheckMessage,
+    *,
+    delay_ms: int | None = None,
+    options: dict[str, Any] | None = None,
+) -> dramatiq.Message[Any]:
+    return _send(broker, CHECKS_QUEUE, CHECK_ACTOR, message, delay_ms, options)
+
+
+def send_result(broker: dramatiq.Broker, message: ResultMessage) -> dramatiq.Message[Any]:
+    return _send(broker, RESULTS_QUEUE, RESULT_ACTOR, message, None)
+
+
+def guarded(
+    schema: type[M], handle: Callable[[M], Awaitable[object]], *, malformed: Counter
+) -> Callable[..., None]:
+    """An actor body: validate the payload, then ``handle`` it on the worker's event loop.
+
+    Every log line of the handling carries the task id and dramatiq's message id. The body is
+    a plain function that runs the coroutine itself (as dramatiq's AsyncIO middleware would):
+    only here, on the worker thread, is the message being processed known (``CurrentMessage``
+    keeps it in a context variable that does not cross to the loop's thread).
+    A payload that does not fit is logged, counted on ``malformed`` and dropped:
+    retrying cannot make a malformed message well-formed.
+    """
+
+    async def run(message_id: str | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        with structlog.contextvars.bound_contextvars(message_id=message_id):
+            try:
+                message = schema.parse(args, kwargs)
+            except BadMessage as e:
+                log.error("malformed message dropped", schema=schema.__name__, problem=str(e))
+                malformed.inc()
+                return
+            with structlog.contextvars.bound_contextvars(task_id=message.task_id):
+                await handle(message)
+
+    def actor(*args: Any, **kwargs: Any) -> None:
+        current = CurrentMessage.get_current_message()
+        message_id = current.message_id if current is not None else None
+        async_to_sync(run)(message_id, args, kwargs)
+
+    return actor

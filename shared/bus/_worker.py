@@ -1,0 +1,138 @@
+"""The per-process pools (database engine, async Redis) and who owns their lifetime.
+
+Dramatiq workers get them from :class:`WorkerResources`, a middleware that builds them on the
+worker's own event loop and disposes of them at shutdown (a warm-up with ``asyncio.run()``
+would bind them to a loop that is gone by the first message). It builds in
+``before_worker_boot``, not ``after_worker_boot``: dramatiq starts the worker threads between
+the two, so a message could arrive before an ``after`` hook ran, and ``after_*`` hooks run in
+reverse middleware order. ``before_*`` hooks run in order, after ``AsyncIO`` made the loop;
+``after_worker_shutdown`` runs in reverse, so whatever was built on the pools closes first.
+Asyncio services (scheduler, watchdog) use :func:`open_resources`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import dramatiq
+import structlog
+from dramatiq import Broker, Middleware, Worker
+from dramatiq.asyncio import get_event_loop_thread
+from dramatiq.middleware import CurrentMessage
+
+from shared.bus._broker import create_broker
+from shared.bus._handback import HandBack
+from shared.bus._message_metrics import MessageMetrics
+from shared.runtime import Heart, HeartbeatThread, Pools, PoolSpec, close_pools, sync_client
+
+log = structlog.get_logger(__name__)
+
+
+class WorkerResources(Middleware):
+    """Builds a worker process's pools on its event loop thread and closes them at shutdown.
+
+    Add it after ``AsyncIO``. Actors reach the pools through :attr:`pools`.
+    """
+
+    def __init__(self, spec: PoolSpec) -> None:
+        self.spec = spec
+        self._pools: Pools | None = None
+
+    @property
+    def pools(self) -> Pools:
+        if self._pools is None:
+            raise RuntimeError("worker pools are used before before_worker_boot built them")
+        return self._pools
+
+    def before_worker_boot(self, broker: Broker, worker: Worker) -> None:
+        self._pools = get_event_loop_thread().run_coroutine(self.spec.open())  # type: ignore[union-attr]
+        log.info("worker pools ready", pool_limit=self._pools.db.pool_limit)
+
+    def after_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
+        if self._pools is None:
+            return
+        pools, self._pools = self._pools, None
+        loop_thread = get_event_loop_thread()
+        if loop_thread is not None:
+            loop_thread.run_coroutine(close_pools(pools))
+
+
+class WorkerHeartbeat(Middleware):
+    """Marks a dramatiq worker process ready once it has booted, and gone when it stops."""
+
+    def __init__(self, *, service: str, redis_url: str) -> None:
+        self.service = service
+        self.redis_url = redis_url
+        self._thread: HeartbeatThread | None = None
+
+    def after_worker_boot(self, broker: Broker, worker: Worker) -> None:
+        heart = Heart(service=self.service)
+        heart.state = "ready"
+        self._thread = HeartbeatThread(heart, sync_client(self.redis_url))
+        self._thread.start()
+        log.info("service ready", worker_threads=worker.worker_threads)
+
+    def before_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
+        if self._thread is not None:
+            self._thread.heart.state = "stopping"
+
+    def after_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
+        if self._thread is not None:
+            self._thread.stop()
+            self._thread = None
+        log.info("service stopped")
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a dramatiq worker process of ``service`` is built from (its composition root says)."""
+
+    service: str
+    redis_url: str
+    queues: tuple[str, ...]
+
+
+def setup_worker(
+    spec: WorkerSpec, *, resources: WorkerResources, middleware: Iterable[Middleware] = ()
+) -> Broker:
+    """The broker of a dramatiq worker process, set as dramatiq's global broker.
+
+    The order is the contract: ``AsyncIO``, the current message (its id on every log line),
+    message metrics, the pools (``resources``, built first on the worker's loop), the
+    heartbeat, the service's own ``middleware``, and :class:`HandBack` last of all, so that
+    it hands messages back while the others still run.
+    """
+    broker = create_broker(
+        redis_url=spec.redis_url,
+        middleware=[
+            CurrentMessage(),
+            MessageMetrics(),
+            resources,
+            WorkerHeartbeat(service=spec.service, redis_url=spec.redis_url),
+            *middleware,
+            HandBack(),
+        ],
+    )
+    for queue in spec.queues:
+        broker.declare_queue(queue)
+    dramatiq.set_broker(broker)
+    return broker
+
+
+def declare_actor(
+    broker: Broker, fn: Callable[..., None], *, name: str, queue: str, time_limit_ms: int
+) -> None:
+    """Register a steamwatch actor with the options every one shares.
+
+    Retries are for outages (a store down): every message is safe to handle twice.
+    """
+    dramatiq.actor(
+        actor_name=name,
+        queue_name=queue,
+        broker=broker,
+        max_retries=5,
+        min_backoff=1_000,
+        max_backoff=30_000,
+        time_limit=time_limit_ms,
+    )(fn)
