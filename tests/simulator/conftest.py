@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from urllib.parse import quote
 
 import aiohttp
 import pytest
 
 from simulator import LimitsConfig, ManualClock, SimulatorConfig, run_simulator
-
-REDLINE = "AK-47 | Redline (Field-Tested)"
-KEY = "Mann Co. Supply Crate Key"
-NO_SALES = "Souvenir AWP | Dragon Lore (Factory New)"
-QUERY_ACTION = {"x-valve-request-type": "queryAction"}
-OPT_OUT = {"bMarketOptOut": "1"}
-
-
-def item_path(appid: int, name: str) -> str:
-    return f"/market/listings/{appid}/{quote(name, safe='')}"
 
 
 @pytest.fixture

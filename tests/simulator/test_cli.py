@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from simulator.cli import parse_fault, parse_limit, sim
 from simulator.config import WindowLimit
 from simulator.faults import FaultSpecError
-from tests.simulator.conftest import KEY
+from tests.fixtures.simulator import KEY
 
 
 def test_help_names_every_fault_mode_and_option() -> None:
@@ -49,8 +49,9 @@ def test_parse_fault_refuses_typos() -> None:
 def test_parse_limit() -> None:
     assert parse_limit("priceoverview=20/60") == ("priceoverview", WindowLimit(20, 60.0))
     assert parse_limit("histogram=10/3600/distinct") == (
-        "histogram", WindowLimit(10, 3600.0, distinct=True),
-    )  # fmt: skip
+        "histogram",
+        WindowLimit(10, 3600.0, distinct=True),
+    )
     for bad in ("everything=1/1", "search=1", "search=1/2/3"):
         with pytest.raises(click.BadParameter):
             parse_limit(bad)
@@ -60,9 +61,16 @@ async def test_the_command_serves_through_its_proxies_and_stops_on_sigterm(
     session: aiohttp.ClientSession,
 ) -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "simulator", "--port", "0", "--proxies", "1",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "simulator",
+        "--port",
+        "0",
+        "--proxies",
+        "1",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     try:
         assert process.stdout is not None
         status = (await asyncio.wait_for(process.stdout.readline(), 20)).decode()

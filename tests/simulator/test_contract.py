@@ -14,9 +14,9 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from shared.steam import parsers
-from shared.steam.errors import ItemNotFound
-from tests.simulator.conftest import OPT_OUT, QUERY_ACTION, REDLINE, item_path
+from shared.steam import ItemNotFound
+from shared.steam import _parsers as parsers
+from tests.fixtures.simulator import OPT_OUT, QUERY_ACTION, REDLINE, item_path
 
 
 class Who(TypedDict):
@@ -46,8 +46,9 @@ async def test_every_endpoint_parses_and_agrees_on_the_lowest_price(
     async with session.get(histogram_url) as r:
         html_histogram = parsers.parse_orders_histogram(await r.read(), **who)
     qp = quote(json.dumps([730, REDLINE, 0, 10, currency]))
-    async with session.get(f"{sim}/market/actions?q=QueryListingsForItem&qp={qp}",
-                           headers=QUERY_ACTION) as r:  # fmt: skip
+    async with session.get(
+        f"{sim}/market/actions?q=QueryListingsForItem&qp={qp}", headers=QUERY_ACTION
+    ) as r:
         query = parsers.parse_query_listings(await r.read(), **who)
     qp = quote(json.dumps([730, REDLINE, currency]))
     async with session.get(f"{sim}/market/orderbook?q=Load&qp={qp}", headers=QUERY_ACTION) as r:
@@ -61,16 +62,19 @@ async def test_every_endpoint_parses_and_agrees_on_the_lowest_price(
     # The HTML form states counts only in its summaries; a parser that falls back to the
     # depth graph sees the whole buy side but only the part of a long sell side it draws.
     assert (html_histogram.highest_buy, html_histogram.lowest_sell, html_histogram.buy_count) == (
-        book.highest_buy, book.lowest_sell, book.buy_count,
-    )  # fmt: skip
+        book.highest_buy,
+        book.lowest_sell,
+        book.buy_count,
+    )
     assert html_histogram.sell_count <= book.sell_count
     assert all(listing.float_value is not None for listing in render.listings)
 
 
 async def test_unknown_items_read_as_not_found(sim: str, session: aiohttp.ClientSession) -> None:
     who = Who(currency=1, appid=730, market_hash_name="No Such Item")
-    async with session.get(f"{sim}/market/priceoverview/?appid=730&currency=1"
-                           "&market_hash_name=No%20Such%20Item") as r:  # fmt: skip
+    async with session.get(
+        f"{sim}/market/priceoverview/?appid=730&currency=1&market_hash_name=No%20Such%20Item"
+    ) as r:
         with pytest.raises(ItemNotFound):
             parsers.parse_priceoverview(await r.read(), **who)
     qp = quote(json.dumps([730, "No Such Item", 1]))

@@ -9,9 +9,9 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from shared.steam.prices import parse_price
+from shared.steam import parse_price
 from simulator.clock import ManualClock
-from tests.simulator.conftest import KEY, NO_SALES, OPT_OUT, REDLINE, item_path
+from tests.fixtures.simulator import KEY, NO_SALES, OPT_OUT, REDLINE, item_path
 
 CURRENCIES = [1, 2, 3, 5, 8, 23]
 CURRENCY_IDS = ["usd", "gbp", "eur", "rub", "jpy", "cny"]

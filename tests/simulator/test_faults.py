@@ -14,7 +14,7 @@ import pytest
 
 from simulator import LocalProxy, ManualClock, local_proxies
 from simulator.faults import FaultInjector, FaultRule, FaultSpecError
-from tests.simulator.conftest import KEY
+from tests.fixtures.simulator import KEY
 
 # --- rules on their own -------------------------------------------------------------------
 
@@ -30,9 +30,16 @@ from tests.simulator.conftest import KEY
         {"mode": "http_5xx", "status": 99},
         "null",
     ],
-    ids=["unknown-mode", "probability-above-1", "every-zero", "unknown-endpoint",
-         "unknown-key", "status-out-of-range", "not-an-object"],
-)  # fmt: skip
+    ids=[
+        "unknown-mode",
+        "probability-above-1",
+        "every-zero",
+        "unknown-endpoint",
+        "unknown-key",
+        "status-out-of-range",
+        "not-an-object",
+    ],
+)
 def test_bad_specs_are_refused(spec: Any) -> None:
     with pytest.raises(FaultSpecError):
         FaultRule.from_spec(spec)

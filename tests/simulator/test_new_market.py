@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from simulator import LimitsConfig, ManualClock, SimulatorConfig, run_simulator
-from tests.simulator.conftest import KEY, OPT_OUT, QUERY_ACTION, REDLINE, item_path
+from tests.fixtures.simulator import KEY, OPT_OUT, QUERY_ACTION, REDLINE, item_path
 
 
 def _actions(sim: str, params: list[Any]) -> str:
@@ -53,8 +53,13 @@ async def test_orderbook_has_the_agreed_shape(sim: str, session: aiohttp.ClientS
     async with session.get(_orderbook(sim, [440, KEY, 3]), headers=QUERY_ACTION) as r:
         body = await r.json()
     assert list(body) == [
-        "success", "eCurrency", "amtMaxBuyOrder", "amtMinSellOrder", "cBuyOrders", "cSellOrders",
-    ]  # fmt: skip
+        "success",
+        "eCurrency",
+        "amtMaxBuyOrder",
+        "amtMinSellOrder",
+        "cBuyOrders",
+        "cSellOrders",
+    ]
     assert body["success"] == 1 and body["eCurrency"] == 3
     assert int(body["amtMaxBuyOrder"]) < int(body["amtMinSellOrder"])
     assert body["cBuyOrders"].isdigit() and body["cSellOrders"].isdigit()

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from simulator import LocalProxy, local_proxies
-from tests.simulator.conftest import KEY, QUERY_ACTION, REDLINE
+from tests.fixtures.simulator import KEY, QUERY_ACTION, REDLINE
 
 
 def _overview(sim: str) -> str:

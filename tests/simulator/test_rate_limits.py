@@ -17,7 +17,7 @@ from simulator import (
     local_proxies,
     run_simulator,
 )
-from tests.simulator.conftest import KEY
+from tests.fixtures.simulator import KEY
 
 LIMITS = LimitsConfig(
     windows={

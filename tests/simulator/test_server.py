@@ -9,7 +9,7 @@ from urllib.parse import quote
 import aiohttp
 
 from simulator import ManualClock, SimulatorConfig, run_simulator
-from tests.simulator.conftest import KEY
+from tests.fixtures.simulator import KEY
 
 
 async def test_two_simulators_get_different_free_ports(clock: ManualClock) -> None:

@@ -113,8 +113,11 @@ def test_dev_runs_the_whole_system_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -
         assert output.wait_for("status: ", timeout=30)
         tail = subprocess.run(
             [sys.executable, "-m", "steamwatch", "tail", "--from-start", "--count", "1", "--json"],
-            env=_env(STEAMWATCH_HOME=str(home)), capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            env=_env(STEAMWATCH_HOME=str(home)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert tail.returncode == 0, tail.stderr
         assert json.loads(tail.stdout)["schema"] == 1
 

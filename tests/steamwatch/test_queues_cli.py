@@ -24,7 +24,7 @@ import pytest
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
-from shared.broker import CHECK_ACTOR, CHECKS_QUEUE, RESULT_ACTOR, RESULTS_QUEUE, create_broker
+from shared.bus import CHECK_ACTOR, CHECKS_QUEUE, RESULT_ACTOR, RESULTS_QUEUE, create_broker
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,8 +38,13 @@ async def steamwatch(
     return await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "steamwatch", *args],
-        env=env, cwd=ROOT, input=input, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        env=env,
+        cwd=ROOT,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.fixture
@@ -63,9 +68,14 @@ def message(
 ) -> dramatiq.Message[Any]:
     actor = CHECK_ACTOR if queue == CHECKS_QUEUE else RESULT_ACTOR
     fields: dict[str, Any] = {"message_timestamp": sent_ms} if sent_ms is not None else {}
-    return dramatiq.Message(queue_name=queue, actor_name=actor, args=(),
-                            kwargs={"task_id": task_id, "lease_token": str(uuid.uuid4())},
-                            options=dict(options), **fields)  # fmt: skip
+    return dramatiq.Message(
+        queue_name=queue,
+        actor_name=actor,
+        args=(),
+        kwargs={"task_id": task_id, "lease_token": str(uuid.uuid4())},
+        options=dict(options),
+        **fields,
+    )
 
 
 def take(consumer: dramatiq.Consumer, n: int, timeout: float = 10) -> list[dramatiq.MessageProxy]:
@@ -132,10 +142,17 @@ async def test_counts_are_exactly_what_the_broker_holds(
     before = time.time()
     backdated_ms = int(before * 1000) - 90_000
     held = [
-        fill(broker, CHECKS_QUEUE, ready=5, delayed=3, in_progress=2, dead=4,
-             first_ready_sent_ms=backdated_ms),
+        fill(
+            broker,
+            CHECKS_QUEUE,
+            ready=5,
+            delayed=3,
+            in_progress=2,
+            dead=4,
+            first_ready_sent_ms=backdated_ms,
+        ),
         fill(broker, RESULTS_QUEUE, ready=2, delayed=1, in_progress=3, dead=1),
-    ]  # fmt: skip
+    ]
     filled = time.time()
     try:
         # When I ask for the counts as JSON, then as a table.
@@ -152,9 +169,17 @@ async def test_counts_are_exactly_what_the_broker_holds(
     stats = {s["queue"]: s for s in json.loads(as_json.stdout)}
     checks, results = stats[CHECKS_QUEUE], stats[RESULTS_QUEUE]
     assert {k: checks[k] for k in ("ready", "delayed", "in_progress", "dead")} == {
-        "ready": 5, "delayed": 3, "in_progress": 2, "dead": 4}  # fmt: skip
+        "ready": 5,
+        "delayed": 3,
+        "in_progress": 2,
+        "dead": 4,
+    }
     assert {k: results[k] for k in ("ready", "delayed", "in_progress", "dead")} == {
-        "ready": 2, "delayed": 1, "in_progress": 3, "dead": 1}  # fmt: skip
+        "ready": 2,
+        "delayed": 1,
+        "in_progress": 3,
+        "dead": 1,
+    }
     assert (
         started - backdated_ms / 1000
         <= checks["oldest_ready_age"]
@@ -175,8 +200,10 @@ async def test_empty_queues_show_zero_and_no_age(broker: RedisBroker, redis_url:
     as_json = await steamwatch(redis_url, "queues", "--json")
     as_table = await steamwatch(redis_url, "queues")
 
-    assert [(s["queue"], s["ready"], s["dead"], s["oldest_ready_age"])
-            for s in json.loads(as_json.stdout)] == [("checks", 0, 0, None), ("results", 0, 0, None)]  # fmt: skip
+    assert [
+        (s["queue"], s["ready"], s["dead"], s["oldest_ready_age"])
+        for s in json.loads(as_json.stdout)
+    ] == [("checks", 0, 0, None), ("results", 0, 0, None)]
     assert row(as_table.stdout, "checks")[1:] == ["0", "0", "0", "0", "-"]
 
 
@@ -184,8 +211,14 @@ async def test_dlq_list_shows_why_each_message_died(
     broker: RedisBroker, raw: redis.Redis, redis_url: str
 ) -> None:
     # Given a check whose actor kept failing until a real worker dead-lettered it ...
-    @dramatiq.actor(broker=broker, actor_name=CHECK_ACTOR, queue_name=CHECKS_QUEUE,
-                    max_retries=1, min_backoff=10, max_backoff=20)  # fmt: skip
+    @dramatiq.actor(
+        broker=broker,
+        actor_name=CHECK_ACTOR,
+        queue_name=CHECKS_QUEUE,
+        max_retries=1,
+        min_backoff=10,
+        max_backoff=20,
+    )
     def check_task(**kwargs: Any) -> None:
         raise RuntimeError("steam said 500 via http://bob:hunter2@proxy:3128")
 
@@ -221,14 +254,22 @@ async def test_dlq_list_shows_why_each_message_died(
     assert list(entries) == [died, "garbage", result]
     check = entries[died]
     assert (check["queue"], check["actor"], check["task_id"], check["retries"]) == (
-        "checks", CHECK_ACTOR, 7, 1)  # fmt: skip
+        "checks",
+        CHECK_ACTOR,
+        7,
+        1,
+    )
     assert check["error"] == "RuntimeError: steam said 500 via http://bob:***@proxy:3128"
     assert "Traceback" in check["traceback"]
     assert 0 <= check["dead_for"] < 60
     assert entries["garbage"]["problem"].startswith("undecodable")
     assert entries["garbage"]["actor"] is None
-    assert (entries[result]["actor"], entries[result]["task_id"], entries[result]["retries"],
-            entries[result]["error"]) == (RESULT_ACTOR, 8, 0, None)  # fmt: skip
+    assert (
+        entries[result]["actor"],
+        entries[result]["task_id"],
+        entries[result]["retries"],
+        entries[result]["error"],
+    ) == (RESULT_ACTOR, 8, 0, None)
 
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
@@ -250,8 +291,9 @@ async def test_requeue_sends_a_dead_letter_back_with_fresh_retries(
     broker: RedisBroker, raw: redis.Redis, redis_url: str
 ) -> None:
     # Given two dead checks that had used up their retries.
-    sent = message(CHECKS_QUEUE, 7, retries=5, traceback="Traceback...\nRuntimeError: boom\n",
-                   max_retries=5)  # fmt: skip
+    sent = message(
+        CHECKS_QUEUE, 7, retries=5, traceback="Traceback...\nRuntimeError: boom\n", max_retries=5
+    )
     chosen, other = dead_letters(broker, CHECKS_QUEUE, sent, message(CHECKS_QUEUE, 8))
 
     # When I requeue one of them by its entry id.

@@ -25,10 +25,9 @@ import pytest
 import redis
 from sqlalchemy import insert
 
-from shared.broker import CHECK_ACTOR, CHECKS_QUEUE, create_broker
-from shared.db import Database
-from shared.heartbeat import Heart
-from shared.models import Task
+from shared.bus import CHECK_ACTOR, CHECKS_QUEUE, create_broker
+from shared.db import Database, Task
+from shared.runtime import Heart
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("scheduler", "fetcher", "publisher", "watchdog")
@@ -37,13 +36,16 @@ SERVICES = ("scheduler", "fetcher", "publisher", "watchdog")
 async def status(redis_url: str, database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run the real ``steamwatch status`` in a child process against these stores."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STEAMWATCH_")}
-    env.update(STEAMWATCH_REDIS_URL=redis_url, STEAMWATCH_DATABASE_URL=database_url,
-               COLUMNS="200")  # fmt: skip
+    env.update(STEAMWATCH_REDIS_URL=redis_url, STEAMWATCH_DATABASE_URL=database_url, COLUMNS="200")
     return await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "steamwatch", "status", *args],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.fixture
@@ -53,8 +55,9 @@ def beats(redis_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
-def beat(client: redis.Redis, service: str, instance: str, *, state: str = "ready",
-         up_for: float = 0.0) -> None:  # fmt: skip
+def beat(
+    client: redis.Redis, service: str, instance: str, *, state: str = "ready", up_for: float = 0.0
+) -> None:
     """A heartbeat exactly as a running service writes it, started ``up_for`` seconds ago."""
     heart = Heart(service=service, instance=instance)
     heart.state = state  # type: ignore[assignment]
@@ -64,12 +67,18 @@ def beat(client: redis.Redis, service: str, instance: str, *, state: str = "read
 
 async def add_tasks(db: Database, *rows: dict[str, Any]) -> None:
     now = datetime.now(UTC)
-    base = {"owner": "alice", "appid": 730, "kind": "lowest_price", "check_interval": 60,
-            "next_check": now + timedelta(minutes=10)}  # fmt: skip
+    base = {
+        "owner": "alice",
+        "appid": 730,
+        "kind": "lowest_price",
+        "check_interval": 60,
+        "next_check": now + timedelta(minutes=10),
+    }
     async with db.session_scope() as s:
-        await s.execute(insert(Task), [
-            {**base, "market_hash_name": f"Item {uuid.uuid4().hex[:10]}", **row} for row in rows
-        ])  # fmt: skip
+        await s.execute(
+            insert(Task),
+            [{**base, "market_hash_name": f"Item {uuid.uuid4().hex[:10]}", **row} for row in rows],
+        )
 
 
 def ago(seconds: float) -> datetime:
@@ -100,8 +109,15 @@ async def test_status_names_down_services_counts_tasks_and_measures_lag(
     )
     # and one check waiting in its queue.
     broker = create_broker(redis_url=redis_url)
-    broker.enqueue(dramatiq.Message(queue_name=CHECKS_QUEUE, actor_name=CHECK_ACTOR, args=(),
-                                    kwargs={"task_id": 1}, options={}))  # fmt: skip
+    broker.enqueue(
+        dramatiq.Message(
+            queue_name=CHECKS_QUEUE,
+            actor_name=CHECK_ACTOR,
+            args=(),
+            kwargs={"task_id": 1},
+            options={},
+        )
+    )
     broker.client.connection_pool.disconnect()
 
     # When I ask for the status, as JSON and as text.
@@ -114,17 +130,29 @@ async def test_status_names_down_services_counts_tasks_and_measures_lag(
     report = json.loads(as_json.stdout)
     assert report["up"] is False and report["down"] == ["publisher", "watchdog"]
     assert {s: report["services"][s]["up"] for s in SERVICES} == {
-        "scheduler": True, "fetcher": True, "publisher": False, "watchdog": False}  # fmt: skip
+        "scheduler": True,
+        "fetcher": True,
+        "publisher": False,
+        "watchdog": False,
+    }
     fetchers = report["services"]["fetcher"]["instances"]
     assert [(f["instance"], f["state"]) for f in fetchers] == [
-        ("host-a:11", "ready"), ("host-b:12", "starting")]  # fmt: skip
+        ("host-a:11", "ready"),
+        ("host-b:12", "starting"),
+    ]
     (scheduler,) = report["services"]["scheduler"]["instances"]
     # Everything was written after `given` and read before `finished`.
     assert 300 <= scheduler["uptime"] <= 300 + finished - given
     assert 0 <= scheduler["since_beat"] <= finished - given
     assert report["services"]["publisher"]["instances"] == []
-    assert report["tasks"] == {"active": 4, "failing": 1, "paused": 1, "stalled": 1,
-                               "failed": 2, "deactivated": 1}  # fmt: skip
+    assert report["tasks"] == {
+        "active": 4,
+        "failing": 1,
+        "paused": 1,
+        "stalled": 1,
+        "failed": 2,
+        "deactivated": 1,
+    }
     assert report["overdue"] == 1
     assert 120 <= report["lag_seconds"] <= 120 + finished - given
     checks = next(q for q in report["queues"] if q["queue"] == CHECKS_QUEUE)

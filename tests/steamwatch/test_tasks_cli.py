@@ -22,9 +22,8 @@ import click
 import pytest
 from sqlalchemy import insert, select, text, update
 
-from shared.db import Database
-from shared.models import PriceSnapshot, Task
-from shared.taskspec import parse_task
+from shared.db import Database, PriceSnapshot, Task
+from shared.tasks import parse_task
 from steamwatch.tasks import tasks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -223,10 +222,16 @@ async def test_add_then_list_and_show_as_json(db: Database, database_url: str) -
 async def test_add_json_prints_the_stored_row(db: Database, database_url: str) -> None:
     done = await cli(
         database_url,
-        *add_args(kind="order_book", currency="usd", max_price=None,
-                  max_lowest_sell="1.5", min_highest_buy="$0.80", interval="10m"),
+        *add_args(
+            kind="order_book",
+            currency="usd",
+            max_price=None,
+            max_lowest_sell="1.5",
+            min_highest_buy="$0.80",
+            interval="10m",
+        ),
         "--json",
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr
     printed = json.loads(done.stdout)
     (row,) = await table(db)
@@ -286,12 +291,19 @@ async def test_show_formats_the_latest_checks(db: Database, database_url: str) -
         await session.execute(
             insert(PriceSnapshot),
             [
-                {"task_id": task_id, "lease_token": uuid.uuid4(), "currency": EUR,
-                 "lowest_price": 1100 + n, "median_price": 1234567, "volume": n,
-                 "source": "priceoverview", "checked_at": now - timedelta(minutes=n)}
+                {
+                    "task_id": task_id,
+                    "lease_token": uuid.uuid4(),
+                    "currency": EUR,
+                    "lowest_price": 1100 + n,
+                    "median_price": 1234567,
+                    "volume": n,
+                    "source": "priceoverview",
+                    "checked_at": now - timedelta(minutes=n),
+                }
                 for n in range(7)
             ],
-        )  # fmt: skip
+        )
     done = await cli(database_url, "show", str(task_id), "--json", "--history", "3")
     assert done.returncode == 0, done.stderr
     history = json.loads(done.stdout)["history"]
@@ -342,12 +354,16 @@ async def test_resume_revives_a_failed_task_with_a_clean_slate(
             update(Task)
             .where(Task.id == 1)
             .values(
-                status="failed", consecutive_errors=7, recovery_attempts=10,
-                last_error="HTTP 500", lease_token=uuid.uuid4(),
+                status="failed",
+                consecutive_errors=7,
+                recovery_attempts=10,
+                last_error="HTTP 500",
+                lease_token=uuid.uuid4(),
                 lease_expires_at=text("now() + interval '1 min'"),
-                next_check=text("now() + interval '1 day'"), is_active=False,
+                next_check=text("now() + interval '1 day'"),
+                is_active=False,
             )
-        )  # fmt: skip
+        )
     untouched = (await table(db))[1]
     started = await db_now(db)
     done = await cli(database_url, "resume", "1")
@@ -410,11 +426,25 @@ GOOD_CSV_ROWS = [
     f"carol,440,{KEY},USD,order_book,2h,,,,$2.49",
 ]
 GOOD_JSON_ROWS: list[dict[str, Any]] = [
-    {"owner": "dave", "appid": 730, "market_hash_name": REDLINE, "currency": "EUR",
-     "kind": "lowest_price", "check_interval": 300, "max_price": 12.5},
-    {"owner": "dave", "appid": "440", "item": KEY, "currency": 1, "kind": "order_book",
-     "interval": "1h", "min_highest_buy": "$2.10"},
-]  # fmt: skip
+    {
+        "owner": "dave",
+        "appid": 730,
+        "market_hash_name": REDLINE,
+        "currency": "EUR",
+        "kind": "lowest_price",
+        "check_interval": 300,
+        "max_price": 12.5,
+    },
+    {
+        "owner": "dave",
+        "appid": "440",
+        "item": KEY,
+        "currency": 1,
+        "kind": "order_book",
+        "interval": "1h",
+        "min_highest_buy": "$2.10",
+    },
+]
 
 
 def csv_file(*rows: str, header: str = CSV_HEADER) -> str:
@@ -428,8 +458,16 @@ def json_file(*rows: Any) -> str:
 
 def bad_json(index: int, **changes: Any) -> str:
     """The good rows with a bad one inserted at `index`."""
-    bad = {"owner": "erin", "appid": 730, "item": REDLINE, "currency": "EUR",
-           "kind": "lowest_price", "interval": 300, "max_price": "12,50€", **changes}  # fmt: skip
+    bad = {
+        "owner": "erin",
+        "appid": 730,
+        "item": REDLINE,
+        "currency": "EUR",
+        "kind": "lowest_price",
+        "interval": 300,
+        "max_price": "12,50€",
+        **changes,
+    }
     rows: list[Any] = list(GOOD_JSON_ROWS)
     rows.insert(index, bad)
     return json_file(*rows)
@@ -515,7 +553,7 @@ BAD_IMPORTS = [
             "line 6: appid: must be between 1 and",
         ],
         id="csv-lines-after-a-multiline-cell",
-    ),  # fmt: skip
+    ),
     pytest.param(
         "json",
         bad_json(1, appid=True),
@@ -580,7 +618,7 @@ BAD_IMPORTS = [
         ),
         ["line 4 (index 2): duplicate watch (owner, appid, item, kind): task 2 already"],
         id="json-duplicate-of-existing",
-    ),  # fmt: skip
+    ),
     pytest.param(
         "json",
         json_file(*GOOD_JSON_ROWS).replace('"kind"', "'kind'", 1),
@@ -627,10 +665,17 @@ async def test_a_good_csv_is_imported(db: Database, database_url: str, tmp_path:
     assert done.stdout.strip() == "imported 3, skipped 0"
     assert imported_watches((await table(db))[2:]) == [
         ("carol", 730, REDLINE, EUR, "lowest_price", 300, {"max_price": 1250}),
-        ("carol", 730, ASIIMOV, EUR, "new_listings", 60,
-         {"max_price": 8000, "float_min": "0", "float_max": "0.07"}),
+        (
+            "carol",
+            730,
+            ASIIMOV,
+            EUR,
+            "new_listings",
+            60,
+            {"max_price": 8000, "float_min": "0", "float_max": "0.07"},
+        ),
         ("carol", 440, KEY, USD, "order_book", 7200, {"max_lowest_sell": 249}),
-    ]  # fmt: skip
+    ]
 
 
 async def test_a_good_json_file_is_imported(

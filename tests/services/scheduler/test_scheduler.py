@@ -8,18 +8,17 @@ import redis.asyncio
 from sqlalchemy import select
 
 from services.scheduler.service import Scheduler
-from shared.broker import create_broker
-from shared.db import Database
-from shared.models import Task
-from shared.resources import Pools
-from tests.shared.test_schedule import _add, _rows
+from shared.bus import create_broker
+from shared.db import Database, Task
+from shared.runtime import Pools
+from tests.fixtures.tasks import insert_tasks, task_rows
 
 
 async def test_claims_whose_message_could_not_be_sent_are_released_for_the_next_tick(
     db: Database, redis_url: str
 ) -> None:
     due = datetime.now(UTC) - timedelta(seconds=30)
-    ids = await _add(db, _rows(3, next_check=due))
+    ids = await insert_tasks(db, task_rows(3, next_check=due))
     # The queue is read from the working Redis; the messages go to a broker nobody listens on.
     dead_broker = create_broker(redis_url="redis://127.0.0.1:1/0")
     scheduler = Scheduler(broker=dead_broker, batch=10, high_water=100, lease_seconds=120)

@@ -18,7 +18,7 @@ import pytest
 import redis.asyncio
 
 from services.watchdog.orphans import Requeued, requeue_orphans
-from shared.broker import NAMESPACE, RESULTS_QUEUE, create_broker
+from shared.bus import NAMESPACE, RESULTS_QUEUE, create_broker
 
 DQ = f"{RESULTS_QUEUE}.DQ"
 NOW = 1_700_000_000.0  # the pass's clock, in seconds; heartbeats are relative to it
@@ -134,8 +134,13 @@ async def test_a_real_worker_processes_every_requeued_message_exactly_once(
         with lock:
             seen.append(n)
 
-    actor = dramatiq.actor(publish_result_test, actor_name="publish_result_test",
-                           queue_name=RESULTS_QUEUE, broker=broker, max_retries=0)  # fmt: skip
+    actor = dramatiq.actor(
+        publish_result_test,
+        actor_name="publish_result_test",
+        queue_name=RESULTS_QUEUE,
+        broker=broker,
+        max_retries=0,
+    )
     for n in range(1, 7):
         actor.send(n)
     actor.send_with_options(args=(7,), delay=1)  # a retry waiting in results.DQ

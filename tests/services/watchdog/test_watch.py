@@ -20,13 +20,17 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from services.watchdog.watch import Watchdog
-from shared.broker import CHECKS_QUEUE, RESULTS_QUEUE, create_broker
-from shared.db import Database
-from shared.messages import REQUEUES_OPTION, CheckMessage, ResultMessage
-from shared.models import Task
-from shared.resources import Pools
-from tests.shared.test_repairs import _lease as lease
-from tests.shared.test_schedule import _add, _rows, _task
+from shared.bus import (
+    CHECKS_QUEUE,
+    REQUEUES_OPTION,
+    RESULTS_QUEUE,
+    CheckMessage,
+    ResultMessage,
+    create_broker,
+)
+from shared.db import Database, Task
+from shared.runtime import Pools
+from tests.fixtures.tasks import insert_tasks, lease_task, read_task, task_rows
 
 PAST = datetime.now(UTC) - timedelta(minutes=5)
 
@@ -41,9 +45,14 @@ async def pools(db: Database, redis_url: str) -> AsyncIterator[Pools]:
 
 
 def make_watchdog(redis_url: str, **overrides: Any) -> Watchdog:
-    settings: dict[str, Any] = {"lease_seconds": 30, "grace": 30, "batch": 100,
-                                "high_water": 10_000, "dead_letter_batch": 100,
-                                "dead_letter_requeues": 3}  # fmt: skip
+    settings: dict[str, Any] = {
+        "lease_seconds": 30,
+        "grace": 30,
+        "batch": 100,
+        "high_water": 10_000,
+        "dead_letter_batch": 100,
+        "dead_letter_requeues": 3,
+    }
     return Watchdog(broker=create_broker(redis_url=redis_url), **{**settings, **overrides})
 
 
@@ -57,11 +66,15 @@ def metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def dead_letter(broker: dramatiq.Broker, queue: str, actor: str, kwargs: dict[str, Any],
-                **options: Any) -> None:  # fmt: skip
+def dead_letter(
+    broker: dramatiq.Broker, queue: str, actor: str, kwargs: dict[str, Any], **options: Any
+) -> None:
     """Enqueue a message and nack it, as a worker does when the message's retries run out."""
-    sent = broker.enqueue(dramatiq.Message(queue_name=queue, actor_name=actor, args=(),
-                                           kwargs=kwargs, options=dict(options)))  # fmt: skip
+    sent = broker.enqueue(
+        dramatiq.Message(
+            queue_name=queue, actor_name=actor, args=(), kwargs=kwargs, options=dict(options)
+        )
+    )
     consumer = broker.consume(queue, prefetch=1, timeout=1000)
     try:
         for proxy in consumer:
@@ -75,23 +88,41 @@ def dead_letter(broker: dramatiq.Broker, queue: str, actor: str, kwargs: dict[st
 async def test_one_pass_resends_expired_overdue_and_due_recovery_work_and_nothing_else(
     db: Database, pools: Pools, redis_url: str
 ) -> None:
-    expired, overdue, recovering = await _add(db, [
-        *_rows(1), *_rows(1, next_check=PAST), *_rows(1, status="stalled", next_check=PAST,
-                                                      recovery_attempts=2, consecutive_errors=7),
-    ])  # fmt: skip
-    paused_expired, recent, stalled_later, paused_stalled, inactive_overdue, held = await _add(db, [
-        *_rows(1, status="paused"),
-        *_rows(1, next_check=datetime.now(UTC) - timedelta(seconds=5)),  # within the grace
-        *_rows(1, status="stalled", next_check=datetime.now(UTC) + timedelta(minutes=1)),
-        *_rows(1, status="paused", next_check=PAST, recovery_attempts=2),
-        *_rows(1, is_active=False, next_check=PAST),
-        *_rows(1, next_check=PAST),
-    ])  # fmt: skip
-    old_token = await lease(db, expired, expired=True)
-    await lease(db, paused_expired, expired=True)
-    held_token = await lease(db, held, expired=False)
-    before = {r: metric("steamwatch_watchdog_resent_total", reason=r)
-              for r in ("lease_expired", "overdue", "recovery")}  # fmt: skip
+    expired, overdue, recovering = await insert_tasks(
+        db,
+        [
+            *task_rows(1),
+            *task_rows(1, next_check=PAST),
+            *task_rows(
+                1, status="stalled", next_check=PAST, recovery_attempts=2, consecutive_errors=7
+            ),
+        ],
+    )
+    (
+        paused_expired,
+        recent,
+        stalled_later,
+        paused_stalled,
+        inactive_overdue,
+        held,
+    ) = await insert_tasks(
+        db,
+        [
+            *task_rows(1, status="paused"),
+            *task_rows(1, next_check=datetime.now(UTC) - timedelta(seconds=5)),  # within the grace
+            *task_rows(1, status="stalled", next_check=datetime.now(UTC) + timedelta(minutes=1)),
+            *task_rows(1, status="paused", next_check=PAST, recovery_attempts=2),
+            *task_rows(1, is_active=False, next_check=PAST),
+            *task_rows(1, next_check=PAST),
+        ],
+    )
+    old_token = await lease_task(db, expired, expired=True)
+    await lease_task(db, paused_expired, expired=True)
+    held_token = await lease_task(db, held, expired=False)
+    before = {
+        r: metric("steamwatch_watchdog_resent_total", reason=r)
+        for r in ("lease_expired", "overdue", "recovery")
+    }
     released_before = metric("steamwatch_watchdog_released_total", why="paused")
 
     report = await make_watchdog(redis_url).run_pass(pools)
@@ -135,10 +166,16 @@ async def test_one_pass_resends_expired_overdue_and_due_recovery_work_and_nothin
 async def test_dead_letters_a_live_check_is_resent_and_everything_else_dropped_with_a_reason(
     db: Database, pools: Pools, redis_url: str
 ) -> None:
-    live, paused, stale, poison = await _add(db, [
-        *_rows(1), *_rows(1, status="paused"), *_rows(1), *_rows(1),
-    ])  # fmt: skip
-    tokens = {t: await lease(db, t, expired=False) for t in (live, paused, stale, poison)}
+    live, paused, stale, poison = await insert_tasks(
+        db,
+        [
+            *task_rows(1),
+            *task_rows(1, status="paused"),
+            *task_rows(1),
+            *task_rows(1),
+        ],
+    )
+    tokens = {t: await lease_task(db, t, expired=False) for t in (live, paused, stale, poison)}
     broker = create_broker(redis_url=redis_url)
 
     def check(task_id: int, token: uuid.UUID) -> dict[str, Any]:
@@ -147,36 +184,52 @@ async def test_dead_letters_a_live_check_is_resent_and_everything_else_dropped_w
     dead_letter(broker, CHECKS_QUEUE, "check_task", check(live, tokens[live]), retries=5)
     dead_letter(broker, CHECKS_QUEUE, "check_task", check(paused, tokens[paused]))
     dead_letter(broker, CHECKS_QUEUE, "check_task", check(stale, uuid.uuid4()))
-    dead_letter(broker, CHECKS_QUEUE, "check_task", check(poison, tokens[poison]),
-                traceback="Traceback ...\nOperationalError: connection refused",
-                **{REQUEUES_OPTION: 3})  # fmt: skip
+    dead_letter(
+        broker,
+        CHECKS_QUEUE,
+        "check_task",
+        check(poison, tokens[poison]),
+        traceback="Traceback ...\nOperationalError: connection refused",
+        **{REQUEUES_OPTION: 3},
+    )
     dead_letter(broker, CHECKS_QUEUE, "check_task", {"task_id": "seven"})
     dead_letter(broker, CHECKS_QUEUE, "some_other_actor", {})
-    result = ResultMessage(task_id=live, lease_token=uuid.uuid4(), checked_at=datetime.now(UTC),
-                           outcome="ok", result={})  # fmt: skip
+    result = ResultMessage(
+        task_id=live,
+        lease_token=uuid.uuid4(),
+        checked_at=datetime.now(UTC),
+        outcome="ok",
+        result={},
+    )
     dead_letter(broker, RESULTS_QUEUE, "publish_result", result.model_dump(mode="json"))
     await pools.redis.zadd("steamwatch:checks.XQ", {"junk": 1})
     await pools.redis.hset("steamwatch:checks.XQ.msgs", "junk", b"\x00garbage")
-    dropped_before = metric("steamwatch_watchdog_dead_letters_dropped_total",
-                            queue="checks", reason="paused")  # fmt: skip
+    dropped_before = metric(
+        "steamwatch_watchdog_dead_letters_dropped_total", queue="checks", reason="paused"
+    )
 
     report = await make_watchdog(redis_url).run_pass(pools)
 
     assert report.sent("dead_letter") == [live]
     reasons = sorted((d.letter.queue, d.reason, d.task_id) for d in report.dropped)
-    assert reasons == sorted([
-        ("checks", "paused", paused), ("checks", "superseded", stale),
-        ("checks", "requeued_too_often", poison), ("checks", "malformed", "seven"),
-        ("checks", "not_a_check", None), ("checks", "undecodable", None),
-        ("results", "result", live),
-    ])  # fmt: skip
+    assert reasons == sorted(
+        [
+            ("checks", "paused", paused),
+            ("checks", "superseded", stale),
+            ("checks", "requeued_too_often", poison),
+            ("checks", "malformed", "seven"),
+            ("checks", "not_a_check", None),
+            ("checks", "undecodable", None),
+            ("results", "result", live),
+        ]
+    )
     # The live check: a fresh lease, sent with its re-send counted in the message.
     [resent] = [m for m in await queued(pools) if m["task_id"] == live]
-    row = await _task(db, live)
+    row = await read_task(db, live)
     assert resent["lease_token"] == str(row.lease_token) != str(tokens[live])
     assert (resent["reason"], resent["options"][REQUEUES_OPTION]) == ("dead_letter", 1)
     # The poison check became a failed check of its task: counted, released, reported.
-    row = await _task(db, poison)
+    row = await read_task(db, poison)
     assert (row.consecutive_errors, row.lease_token) == (1, None)
     assert row.next_check > datetime.now(UTC)
     assert "dead-lettered after 3 re-sends: OperationalError: connection refused" in (
@@ -184,25 +237,30 @@ async def test_dead_letters_a_live_check_is_resent_and_everything_else_dropped_w
     )
     [failure] = await queued(pools, RESULTS_QUEUE)
     assert (failure["task_id"], failure["outcome"]) == (poison, "error")
-    assert (await _task(db, paused)).lease_token == tokens[paused]  # never revived
+    assert (await read_task(db, paused)).lease_token == tokens[paused]  # never revived
     assert report.dead_letters == {"checks": 0, "results": 0}
     assert metric("steamwatch_queue_messages", queue="checks", state="dead") == 0
-    assert metric("steamwatch_watchdog_dead_letters_dropped_total", queue="checks",
-                  reason="paused") == dropped_before + 1  # fmt: skip
+    assert (
+        metric("steamwatch_watchdog_dead_letters_dropped_total", queue="checks", reason="paused")
+        == dropped_before + 1
+    )
 
 
 async def test_a_deep_checks_queue_holds_the_watchdog_back_until_it_drains(
     db: Database, pools: Pools, redis_url: str
 ) -> None:
-    [overdue] = await _add(db, _rows(1, next_check=PAST))
+    [overdue] = await insert_tasks(db, task_rows(1, next_check=PAST))
     broker = create_broker(redis_url=redis_url)
     watchdog = make_watchdog(redis_url, high_water=5)
     for _ in range(5):
-        broker.enqueue(dramatiq.Message(queue_name=CHECKS_QUEUE, actor_name="check_task",
-                                        args=(), kwargs={}, options={}))  # fmt: skip
+        broker.enqueue(
+            dramatiq.Message(
+                queue_name=CHECKS_QUEUE, actor_name="check_task", args=(), kwargs={}, options={}
+            )
+        )
     report = await watchdog.run_pass(pools)
     assert report.held_back and report.sends == []
-    assert (await _task(db, overdue)).lease_token is None
+    assert (await read_task(db, overdue)).lease_token is None
     await pools.redis.delete("steamwatch:checks", "steamwatch:checks.msgs")
     report = await watchdog.run_pass(pools)
     assert report.sent("overdue") == [overdue]
@@ -211,11 +269,11 @@ async def test_a_deep_checks_queue_holds_the_watchdog_back_until_it_drains(
 async def test_two_watchdogs_passing_at_once_send_each_task_once(
     db: Database, pools: Pools, redis_url: str, database_url: str
 ) -> None:
-    expired = await _add(db, _rows(60))
+    expired = await insert_tasks(db, task_rows(60))
     for task_id in expired:
-        await lease(db, task_id, expired=True)
-    overdue = await _add(db, _rows(60, next_check=PAST))
-    stalled = await _add(db, _rows(30, status="stalled", next_check=PAST))
+        await lease_task(db, task_id, expired=True)
+    overdue = await insert_tasks(db, task_rows(60, next_check=PAST))
+    stalled = await insert_tasks(db, task_rows(30, status="stalled", next_check=PAST))
     other_db = Database.create(url=database_url, pool_size=2, max_overflow=0, pool_timeout=30)
     try:
         small = {"batch": 7}

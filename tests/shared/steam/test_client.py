@@ -15,19 +15,23 @@ import aiohttp
 import pytest
 import redis.asyncio
 
-from shared.logs import configure_logging
-from shared.proxies import Budget, ProxyPool
-from shared.secrets import SecretURL
-from shared.steam.client import Item, SteamClient, create_http_session
-from shared.steam.errors import (
+from shared.observability import SecretURL, configure_logging
+from shared.steam import (
     BadResponse,
+    Budget,
+    Item,
     ItemNotFound,
+    Listings,
+    OrderBook,
+    PriceOverview,
     ProxyAuthFailed,
+    ProxyPool,
     RateLimited,
+    SteamClient,
     SteamError,
     Unavailable,
+    create_http_session,
 )
-from shared.steam.results import Listings, OrderBook, PriceOverview
 from simulator.config import LimitsConfig, SimulatorConfig
 from simulator.proxy import LocalProxy
 from simulator.server import run_simulator

@@ -4,10 +4,12 @@ import pickle
 
 import pytest
 
-from shared.steam.errors import (
+from shared.observability import SecretURL
+from shared.steam import (
     EXCERPT_LIMIT,
     BadResponse,
     ItemNotFound,
+    Proxy,
     ProxyAuthFailed,
     RateLimited,
     SteamError,
@@ -104,16 +106,25 @@ def test_message_follows_attribute_filled_in_later() -> None:
     [
         pytest.param("de-3", "de-3", id="plain-label"),
         pytest.param("10.0.0.1:3128", "10.0.0.1:3128", id="host-port"),
-        pytest.param("http://bob:s3cret@10.0.0.1:3128", "10.0.0.1:3128", id="url-with-creds"),
+        pytest.param(
+            "http://bob:s3cret@10.0.0.1:3128", "10.0.0.1:3128#81b637d8", id="url-with-creds"
+        ),
         pytest.param(
             "socks5://bob:s3/cr@t@proxy.example:1080/",
-            "proxy.example:1080",
+            "proxy.example:1080#81b637d8",
             id="password-with-slash-and-at",
         ),
-        pytest.param("bob:s3cret@10.0.0.1:3128", "10.0.0.1:3128", id="creds-without-scheme"),
+        pytest.param(
+            "bob:s3cret@10.0.0.1:3128", "10.0.0.1:3128#81b637d8", id="creds-without-scheme"
+        ),
     ],
 )
 def test_proxy_label_never_keeps_credentials(given: str, label: str) -> None:
+    # The pool names a proxy the same way: one label per proxy everywhere.
+    if "@" in given:
+        assert (
+            Proxy.from_url(SecretURL(given if "://" in given else f"http://{given}")).label == label
+        )
     assert proxy_label(given) == label
     for error in (
         RateLimited(endpoint="listings", proxy=given),

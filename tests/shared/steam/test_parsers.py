@@ -14,20 +14,21 @@ from typing import Any
 
 import pytest
 
-from shared.steam.errors import BadResponse, ItemNotFound, SteamError, body_excerpt
-from shared.steam.parsers import (
-    parse_listings_render,
-    parse_orderbook,
-    parse_orders_histogram,
-    parse_priceoverview,
-    parse_query_listings,
-)
-from shared.steam.results import (
+from shared.steam import (
+    BadResponse,
+    ItemNotFound,
     Listing,
     Listings,
     OrderBook,
     PriceOverview,
     Result,
+    SteamError,
+    body_excerpt,
+    parse_listings_render,
+    parse_orderbook,
+    parse_orders_histogram,
+    parse_priceoverview,
+    parse_query_listings,
     result_from_dict,
 )
 
@@ -108,14 +109,26 @@ ATOMIC_ALLOY = Listing("433799027041528860", 438, 64, 3, "992372515")
 @pytest.mark.parametrize(
     ("name", "currency", "expected"),
     [
-        pytest.param("priceoverview__eur_success__KevinButzke08-CSP.json", 3,
-                     PriceOverview(3, 166, 163, 5638), id="eur-thousands-volume"),
-        pytest.param("priceoverview__eur_success_pretty__Hridaya.json", 3,
-                     PriceOverview(3, 3, 1, 435), id="eur-cents"),
-        pytest.param("priceoverview__cny_success__BeyondDimension-SteamClient.json", 23,
-                     PriceOverview(23, 101, 102, 2606), id="cny"),
+        pytest.param(
+            "priceoverview__eur_success__KevinButzke08-CSP.json",
+            3,
+            PriceOverview(3, 166, 163, 5638),
+            id="eur-thousands-volume",
+        ),
+        pytest.param(
+            "priceoverview__eur_success_pretty__Hridaya.json",
+            3,
+            PriceOverview(3, 3, 1, 435),
+            id="eur-cents",
+        ),
+        pytest.param(
+            "priceoverview__cny_success__BeyondDimension-SteamClient.json",
+            23,
+            PriceOverview(23, 101, 102, 2606),
+            id="cny",
+        ),
     ],
-)  # fmt: skip
+)
 def test_priceoverview_samples(name: str, currency: int, expected: PriceOverview) -> None:
     result = run(parse_priceoverview, sample(name), currency)
     assert result == expected
@@ -125,13 +138,20 @@ def test_priceoverview_samples(name: str, currency: int, expected: PriceOverview
 @pytest.mark.parametrize(
     ("name", "currency", "expected"),
     [
-        pytest.param("listings_render__excerpt_1of10_eur__pvanassen-steam-api.json", 3,
-                     Listings(419, (ATOMIC_ALLOY,)), id="eur-string-currencyid"),
-        pytest.param("listings_render__listinginfo_entry_gbp_to_usd__InternalSteamWebAPI-wiki.json",
-                     1, Listings(48, (Listing("650327582236581978", 95, 13, 1, "15715147765"),)),
-                     id="gbp-converted-to-usd"),
+        pytest.param(
+            "listings_render__excerpt_1of10_eur__pvanassen-steam-api.json",
+            3,
+            Listings(419, (ATOMIC_ALLOY,)),
+            id="eur-string-currencyid",
+        ),
+        pytest.param(
+            "listings_render__listinginfo_entry_gbp_to_usd__InternalSteamWebAPI-wiki.json",
+            1,
+            Listings(48, (Listing("650327582236581978", 95, 13, 1, "15715147765"),)),
+            id="gbp-converted-to-usd",
+        ),
     ],
-)  # fmt: skip
+)
 def test_listings_render_samples(name: str, currency: int, expected: Listings) -> None:
     result = run(parse_listings_render, sample(name), currency)
     assert result == expected
@@ -142,14 +162,20 @@ def test_listings_render_samples(name: str, currency: int, expected: Listings) -
 @pytest.mark.parametrize(
     ("name", "currency", "expected"),
     [
-        pytest.param("itemordershistogram__norender1_eur__Hridaya.json", 3,
-                     OrderBook(3, highest_buy=3, lowest_sell=None, buy_count=2, sell_count=0),
-                     id="norender1-counts-as-string-and-number"),
-        pytest.param("itemordershistogram__legacy_html_tables_cny_schinese__ding221-steam.json", 23,
-                     OrderBook(23, highest_buy=50, lowest_sell=None, buy_count=34, sell_count=0),
-                     id="html-tables-counts-from-graph"),
+        pytest.param(
+            "itemordershistogram__norender1_eur__Hridaya.json",
+            3,
+            OrderBook(3, highest_buy=3, lowest_sell=None, buy_count=2, sell_count=0),
+            id="norender1-counts-as-string-and-number",
+        ),
+        pytest.param(
+            "itemordershistogram__legacy_html_tables_cny_schinese__ding221-steam.json",
+            23,
+            OrderBook(23, highest_buy=50, lowest_sell=None, buy_count=34, sell_count=0),
+            id="html-tables-counts-from-graph",
+        ),
     ],
-)  # fmt: skip
+)
 def test_histogram_samples(name: str, currency: int, expected: OrderBook) -> None:
     assert run(parse_orders_histogram, sample(name), currency) == expected
 
@@ -221,9 +247,11 @@ def render_with(**changes: Any) -> dict[str, Any]:
     return body
 
 
-PROPS = [{"propertyid": 1, "int_value": "468", "name": "Pattern Template"},
-         {"propertyid": 2, "float_value": "0.2474", "name": "Wear Rating"},
-         {"propertyid": 6, "string_value": "something new"}]  # fmt: skip
+PROPS = [
+    {"propertyid": 1, "int_value": "468", "name": "Pattern Template"},
+    {"propertyid": 2, "float_value": "0.2474", "name": "Wear Rating"},
+    {"propertyid": 6, "string_value": "something new"},
+]
 
 
 def test_listing_properties_in_listing_asset() -> None:
@@ -256,8 +284,14 @@ def test_wear_sent_as_json_number_keeps_every_digit() -> None:
 
 
 def test_listing_without_converted_fields_uses_seller_currency() -> None:
-    body = render_with(converted_price=None, converted_fee=None, converted_currencyid=None,
-                       currencyid=2002, price=70, fee=10)  # fmt: skip
+    body = render_with(
+        converted_price=None,
+        converted_fee=None,
+        converted_currencyid=None,
+        currencyid=2002,
+        price=70,
+        fee=10,
+    )
     assert run(parse_listings_render, body) == Listings(
         419, (Listing("433799027041528860", 70, 10, 2, "992372515"),)
     )
@@ -289,8 +323,14 @@ def test_histogram_counts_from_graphs_when_missing() -> None:
 def test_new_market_numbers_as_strings_and_no_asset() -> None:
     entry = {"listingid": 9, "unPrice": "100", "unFee": "15", "eCurrency": "2003"}
     listings = {"success": True, "total_count": "1", "listings": [entry]}
-    orderbook = {"success": 1, "eCurrency": "3", "amtMaxBuyOrder": 5, "amtMinSellOrder": "9",
-                 "cBuyOrders": 1, "cSellOrders": "4"}  # fmt: skip
+    orderbook = {
+        "success": 1,
+        "eCurrency": "3",
+        "amtMaxBuyOrder": 5,
+        "amtMinSellOrder": "9",
+        "cBuyOrders": 1,
+        "cSellOrders": "4",
+    }
     assert run(parse_query_listings, listings) == Listings(1, (Listing("9", 100, 15, 3),))
     assert run(parse_orderbook, orderbook) == OrderBook(3, 5, 9, 1, 4)
 
@@ -525,11 +565,16 @@ def test_any_single_corruption_gives_a_result_or_a_steam_error(endpoint: str) ->
 RESULTS: list[Result] = [
     PriceOverview(3, 166, 163, 5638),
     PriceOverview(3, None, None, None),
-    Listings(419, (Listing("1", 438, 64, 3, "992", Decimal("0.24741235375404358"), 468),
-                   Listing("2", 95, 13, 1, None, None, None))),
+    Listings(
+        419,
+        (
+            Listing("1", 438, 64, 3, "992", Decimal("0.24741235375404358"), 468),
+            Listing("2", 95, 13, 1, None, None, None),
+        ),
+    ),
     Listings(0, ()),
     OrderBook(3, 3, None, 2, 0),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("result", RESULTS, ids=lambda r: type(r).__name__)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.steam.prices import (
+from shared.steam import (
     SUPPORTED_CURRENCIES,
     PriceFormatError,
     UnknownCurrency,
@@ -292,8 +292,22 @@ def test_currency_from_wallet_id_rejects_unknown_ids(currencyid: int | str) -> N
 def test_currency_table_matches_the_samples_readme() -> None:
     codes = {currency: currency_code(currency) for currency in SUPPORTED_CURRENCIES}
     assert codes == {
-        1: "USD", 2: "GBP", 3: "EUR", 4: "CHF", 5: "RUB", 6: "PLN", 7: "BRL", 8: "JPY",
-        9: "NOK", 17: "TRY", 18: "UAH", 20: "CAD", 21: "AUD", 23: "CNY", 37: "KZT", 47: "RON",
-    }  # fmt: skip
+        1: "USD",
+        2: "GBP",
+        3: "EUR",
+        4: "CHF",
+        5: "RUB",
+        6: "PLN",
+        7: "BRL",
+        8: "JPY",
+        9: "NOK",
+        17: "TRY",
+        18: "UAH",
+        20: "CAD",
+        21: "AUD",
+        23: "CNY",
+        37: "KZT",
+        47: "RON",
+    }
     # Steam counts hundredths in every currency, JPY included, so strings and integer fields agree.
     assert {c: minor_digits(c) for c in SUPPORTED_CURRENCIES if minor_digits(c) != 2} == {}

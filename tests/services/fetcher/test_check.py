@@ -1,0 +1,134 @@
+"""One check, in this process, against real PostgreSQL, Redis and the simulator over HTTP.
+
+Given a leased task, when `check_task` runs, I expect the task's row moved on, the answer stored
+and a result message waiting on the results queue: rows and messages, not log lines.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aiohttp
+import dramatiq
+import pytest
+import redis.asyncio
+from sqlalchemy import select
+
+from services.fetcher.check import Fetcher, check_task
+from shared.bus import RESULTS_QUEUE, CheckMessage, create_broker, messages_key, queue_key
+from shared.db import Database, PriceSnapshot
+from shared.observability import SecretURL
+from shared.steam import Budget, ProxyPool, SteamClient, create_http_session
+from simulator.config import LimitsConfig, SimulatorConfig
+from simulator.server import run_simulator
+from tests.fixtures.tasks import add_tasks, lease_task, read_task
+
+BUDGETS = {e: Budget(limit=1000, window=60) for e in ("priceoverview", "listings", "orderbook")}
+
+
+@dataclass
+class Rig:
+    fetcher: Fetcher
+    redis: redis.asyncio.Redis
+    item: str  # an item the simulator sells
+
+    async def queued_results(self) -> list[dict[str, object]]:
+        """The payloads of the result messages waiting on the results queue, oldest first."""
+        ids = await self.redis.lrange(queue_key(RESULTS_QUEUE), 0, -1)
+        bodies = await self.redis.hmget(messages_key(RESULTS_QUEUE), ids) if ids else []
+        return [json.loads(body)["kwargs"] for body in bodies]
+
+
+@pytest.fixture
+async def rig(db: Database, redis_url: str) -> AsyncIterator[Rig]:
+    config = SimulatorConfig(limits=LimitsConfig(enabled=False))
+    async with run_simulator(config=config) as sim:
+        client = redis.asyncio.Redis.from_url(redis_url)
+        http = create_http_session(timeout=5.0)
+        async with aiohttp.ClientSession() as admin:
+            async with admin.get(f"{sim}/__sim/catalogue", params={"appid": "730"}) as r:
+                items = (await r.json())["items"]
+        name = next(i["market_hash_name"] for i in items if i["daily_volume"] > 0)
+        pool = ProxyPool.from_urls(client, [SecretURL("direct")], budgets=BUDGETS, slack=0)
+        broker: dramatiq.Broker = create_broker(redis_url=redis_url)
+        broker.declare_queue(RESULTS_QUEUE)
+        steam = SteamClient(http=http, pool=pool, base_url=sim)
+        try:
+            yield Rig(Fetcher(db=db, steam=steam, broker=broker), client, name)
+        finally:
+            await http.close()
+            await client.aclose()
+            broker.close()
+
+
+async def _leased(db: Database, name: str) -> CheckMessage:
+    [task_id] = await add_tasks(
+        db, [{"market_hash_name": name, "kind": "lowest_price", "check_interval": 60}]
+    )
+    token = await lease_task(db, task_id, expired=False)
+    return CheckMessage(task_id=task_id, lease_token=token)
+
+
+async def test_a_check_stores_the_price_moves_the_task_on_and_tells_the_publisher(
+    rig: Rig, db: Database
+) -> None:
+    message = await _leased(db, rig.item)
+    before = datetime.now(UTC)
+
+    reply = await check_task(rig.fetcher, message)
+
+    assert reply is not None and reply.outcome == "ok"
+    task = await read_task(db, message.task_id)
+    assert task.lease_token is None  # released
+    assert task.next_check > before  # the next check is ahead
+    assert task.consecutive_errors == 0
+    async with db.session_scope() as s:
+        stored = (
+            await s.scalars(select(PriceSnapshot).where(PriceSnapshot.task_id == task.id))
+        ).all()
+    assert len(stored) == 1
+    assert stored[0].source == "priceoverview"
+    assert stored[0].lowest_price is not None and stored[0].lowest_price > 0
+    assert reply.result is not None and reply.result["lowest_price"] == stored[0].lowest_price
+    [queued] = await rig.queued_results()
+    assert queued["task_id"] == task.id and queued["outcome"] == "ok"
+    assert uuid.UUID(str(queued["lease_token"])) == message.lease_token
+
+
+async def test_a_failed_check_counts_the_error_and_still_moves_the_task_on(
+    rig: Rig, db: Database
+) -> None:
+    message = await _leased(db, "AK-47 | No Such Skin (Field-Tested)")
+    before = datetime.now(UTC)
+
+    reply = await check_task(rig.fetcher, message)
+
+    assert reply is not None and reply.outcome == "error"
+    task = await read_task(db, message.task_id)
+    assert task.consecutive_errors == 1
+    assert task.last_error is not None and "ItemNotFound" in task.last_error
+    assert task.lease_token is None and task.next_check > before
+    async with db.session_scope() as s:
+        assert (
+            await s.scalars(select(PriceSnapshot).where(PriceSnapshot.task_id == task.id))
+        ).all() == []
+    [queued] = await rig.queued_results()
+    assert queued["outcome"] == "error" and "ItemNotFound" in str(queued["error"])
+
+
+async def test_a_check_under_a_superseded_lease_changes_nothing(rig: Rig, db: Database) -> None:
+    message = await _leased(db, rig.item)
+    await lease_task(db, message.task_id, expired=False)  # the watchdog re-leased it meanwhile
+    task_before = await read_task(db, message.task_id)
+
+    reply = await check_task(rig.fetcher, message)
+
+    assert reply is None
+    task = await read_task(db, message.task_id)
+    assert task.lease_token == task_before.lease_token
+    assert task.next_check == task_before.next_check
+    assert await rig.queued_results() == []

@@ -1,0 +1,221 @@
+"""At-least-once delivery, made harmless: stale leases, redeliveries, garbage, twin schedulers.
+
+dramatiq on Redis may deliver a message twice (upstream issues #431 and #692); every actor
+must be idempotent by the lease token and the event ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import dramatiq
+import redis.asyncio
+from sqlalchemy import func, select, text, update
+
+from shared.bus import CheckMessage, ResultMessage, create_broker, send_check, send_result
+from shared.db import Database, PriceSnapshot, Task
+from shared.steam import PriceOverview
+from testbed.system import SESSION_STATE_ERRORS, System
+from tests.fixtures.pipeline import FAST, all_events, catalogue
+from tests.fixtures.tasks import add_tasks
+from tests.fixtures.waiting import until
+
+
+async def test_a_check_with_a_stale_lease_is_dropped(
+    db: Database, system: System, redis_url: str
+) -> None:
+    system.start_simulator("--no-limits")
+    [name] = await catalogue(system, 1)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    [task_id] = await add_tasks(
+        db,
+        [
+            {
+                "market_hash_name": name,
+                "kind": "lowest_price",
+                "check_interval": 60,
+                "next_check": later,
+                "conditions": {"max_price": 1},
+            }
+        ],
+    )
+    current = uuid.uuid4()
+    async with db.session_scope() as s:
+        await s.execute(
+            update(Task)
+            .where(Task.id == task_id)
+            .values(lease_token=current, lease_expires_at=later)
+        )
+    system.start("fetcher", **FAST)
+    broker = create_broker(redis_url=redis_url)
+    send_check(broker, CheckMessage(task_id=task_id, lease_token=uuid.uuid4()))  # stale
+    send_check(broker, CheckMessage(task_id=task_id, lease_token=current))  # the real one
+
+    async def checked() -> bool:
+        async with db.session_scope() as s:
+            return bool(await s.scalar(select(func.count()).select_from(PriceSnapshot)))
+
+    assert await until(checked, within=60)
+    assert await until(lambda: _logged(system, '"reason": "stale"'), within=30)
+    async with db.session_scope() as s:
+        rows = (await s.scalars(select(PriceSnapshot))).all()
+    assert [(r.task_id, r.lease_token) for r in rows] == [(task_id, current)]
+
+
+async def _logged(system: System, text: str) -> bool:
+    return text in system.logs()
+
+
+async def test_a_redelivered_result_yields_one_event_and_garbage_is_dropped(
+    db: Database, system: System, redis_url: str
+) -> None:
+    [task_id] = await add_tasks(
+        db,
+        [
+            {
+                "market_hash_name": "AK-47 | Redline (Field-Tested)",
+                "kind": "lowest_price",
+                "check_interval": 60,
+                "next_check": datetime.now(UTC) + timedelta(hours=1),
+                "conditions": {"max_price": 500},
+            }
+        ],
+    )
+    system.start("publisher", **FAST)
+    broker = create_broker(redis_url=redis_url)
+    result = PriceOverview(currency=3, lowest_price=450, median_price=470, volume=12)
+    message = ResultMessage(
+        task_id=task_id,
+        lease_token=uuid.uuid4(),
+        checked_at=datetime.now(UTC),
+        outcome="ok",
+        result=result.to_dict(),
+    )
+    send_result(broker, message)
+    _send_raw(broker, {"task_id": "not a number", "lease_token": 7})  # malformed
+    _send_raw(broker, {})  # missing every field
+    send_result(broker, message)  # the redelivery
+
+    async def drained() -> bool:
+        client = redis.asyncio.Redis.from_url(redis_url)
+        try:
+            return int(await client.hlen("steamwatch:results.msgs")) == 0
+        finally:
+            await client.aclose()
+
+    assert await until(drained, within=60)
+    events = [e for e in await all_events(redis_url) if e.task_id == task_id]
+    assert [e.kind for e in events] == ["price_at_or_below"]
+    assert (events[0].data["price"], events[0].data["price_text"]) == (450, "4,50€")
+    logs = system.logs("publisher")
+    assert logs.count('"malformed message dropped"') == 2
+    assert "task_id" in logs and "lease_token" in logs  # the log line names the bad fields
+    assert system.unexpected_exits() == []
+
+
+def _send_raw(broker: dramatiq.Broker, kwargs: dict[str, object]) -> None:
+    broker.enqueue(
+        dramatiq.Message(
+            queue_name="results", actor_name="publish_result", args=(), kwargs=kwargs, options={}
+        )
+    )
+
+
+async def test_two_schedulers_send_each_due_task_once(
+    db: Database, system: System, redis_url: str
+) -> None:
+    ids = await add_tasks(
+        db,
+        [
+            {
+                "market_hash_name": f"Item {i}",
+                "kind": "lowest_price",
+                "check_interval": 3600,
+                "conditions": {"max_price": 1},
+            }
+            for i in range(300)
+        ],
+    )
+    system.start("scheduler", STEAMWATCH_SCHEDULER_TICK="0.1", STEAMWATCH_SCHEDULER_BATCH="7")
+    system.start("scheduler", STEAMWATCH_SCHEDULER_TICK="0.1", STEAMWATCH_SCHEDULER_BATCH="7")
+    client = redis.asyncio.Redis.from_url(redis_url)
+
+    async def all_sent() -> bool:
+        return int(await client.hlen("steamwatch:checks.msgs")) >= 300
+
+    assert await until(all_sent, within=60)
+    # Stop both (each finishes its pass first): from then on nothing more can be sent.
+    for proc in list(system.procs):
+        assert system.stop(proc) == 0
+    raw = await client.hvals("steamwatch:checks.msgs")
+    await client.aclose()
+    sent = [json.loads(m)["kwargs"] for m in raw]
+    assert sorted(m["task_id"] for m in sent) == sorted(ids)  # every due task, exactly once
+    async with db.session_scope() as s:
+        leases = {
+            (r.id, str(r.lease_token)) for r in await s.execute(select(Task.id, Task.lease_token))
+        }
+    assert {(m["task_id"], m["lease_token"]) for m in sent} == leases  # each under its one lease
+    logs = [p.text() for p in system.procs]
+    assert all("service ready" in text for text in logs)  # both really ran
+    assert not SESSION_STATE_ERRORS.search(system.logs())
+
+
+async def test_500_checks_in_flight_stay_within_the_pool_bounds(
+    db: Database, system: System, redis_url: str
+) -> None:
+    system.start_simulator("--no-limits", "--latency-ms", "2000")
+    names = await catalogue(system, 500)
+    await add_tasks(
+        db,
+        [
+            {
+                "market_hash_name": n,
+                "kind": "lowest_price",
+                "check_interval": 3600,
+                "conditions": {"max_price": 1},
+            }
+            for n in names
+        ],
+    )
+    env = {
+        **FAST,
+        "STEAMWATCH_FETCHER_PROCESSES": "2",
+        "STEAMWATCH_FETCHER_THREADS": "250",
+        "STEAMWATCH_DB_POOL_SIZE": "4",
+        "STEAMWATCH_DB_MAX_OVERFLOW": "4",
+        "STEAMWATCH_SCHEDULER_BATCH": "1000",
+    }
+    system.start("fetcher", **env)
+    system.start("publisher", **env)
+    # Let the fetchers boot before anything is due, so the 500 arrive together.
+    assert await until(lambda: _logged(system, "Worker process is ready"), within=60)
+    system.start("scheduler", **env)
+    peak = 0
+    started = time.monotonic()
+    async with db.engine.connect() as conn:
+        while time.monotonic() - started < 60:
+            in_use = await conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'steamwatch-fetcher' "
+                    "AND datname = current_database()"
+                )
+            )
+            peak = max(peak, int(in_use or 0))
+            done = await conn.scalar(text("SELECT count(*) FROM price_history"))
+            await conn.commit()
+            if done == 500:
+                break
+            await asyncio.sleep(0.05)
+    took = time.monotonic() - started
+    print(f"500 checks of 2 s latency done in {took:.1f} s; peak fetcher connections {peak}/16")
+    assert done == 500
+    # 500 checks of 2 s each in ~seconds means they really were in flight together.
+    assert took < 20, took
+    assert 1 <= peak <= 2 * (4 + 4), peak  # two fetcher processes, each pool 4 + 4
+    assert "QueuePool limit" not in system.logs()
+    assert not SESSION_STATE_ERRORS.search(system.logs())
