@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 
 import redis.asyncio
@@ -65,7 +64,7 @@ async def follow(
                     continue
                 if owner is not None and event.owner != owner:
                     continue
-                emit(json.dumps(event.to_dict()) if as_json else describe(event))
+                emit(event.to_json() if as_json else describe(event))
                 shown += 1
                 if limit is not None and shown >= limit:
                     break

@@ -46,7 +46,7 @@ ALLOWED: dict[str, set[str]] = {
     "runtime": {"config", "db", "observability"},
     "alerts": {"db", "steam"},
     "tasks": {"alerts", "config", "db", "steam"},
-    "bus": {"config", "db", "observability", "runtime"},
+    "bus": {"config", "db", "observability", "runtime", "steam"},  # results ride in messages
 }
 
 

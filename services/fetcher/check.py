@@ -82,7 +82,7 @@ def snapshot_row(
         }
     elif isinstance(result, Listings):
         row |= {
-            "listings": [entry.to_dict() for entry in result.listings],
+            "listings": [entry.model_dump(mode="json") for entry in result.listings],
             "lowest_price": min((e.total for e in result.listings), default=None),
             "sell_count": result.total_count,
             "source": "listings",
@@ -146,7 +146,7 @@ async def check_task(fetcher: Fetcher, message: CheckMessage) -> ResultMessage |
                 lease_token=token,
                 checked_at=checked_at,
                 outcome="ok",
-                result=result.to_dict(),
+                result=result,
                 recovered=success.recovered,
             )
         else:

@@ -22,7 +22,7 @@ from services.publisher.metrics import DUPLICATES, EVENTS, RESULTS
 from shared.alerts import ConditionError, Event, evaluate, parse_conditions, publish
 from shared.bus import ResultMessage
 from shared.db import Database, SeenListing, Task
-from shared.steam import Item, Listings, result_from_dict
+from shared.steam import Item, Listings, Result
 
 log = structlog.get_logger(__name__)
 
@@ -86,7 +86,7 @@ async def publish_result(pub: Publisher, message: ResultMessage) -> list[Event]:
                 )
             )
         if message.outcome == "ok" and message.result is not None:
-            events += await _judge(pub, session, task, message, about)
+            events += await _judge(pub, session, task, message, message.result, about)
         published = await publish(pub.redis, events)
         for event in published:
             EVENTS.labels(kind=event.kind).inc()
@@ -96,7 +96,12 @@ async def publish_result(pub: Publisher, message: ResultMessage) -> list[Event]:
 
 
 async def _judge(
-    pub: Publisher, session: Any, task: Task, message: ResultMessage, about: dict[str, Any]
+    pub: Publisher,
+    session: Any,
+    task: Task,
+    message: ResultMessage,
+    result: Result,
+    about: dict[str, Any],
 ) -> list[Event]:
     state = dict(task.condition_state or {})
     last = state.get("checked_at")
@@ -106,7 +111,6 @@ async def _judge(
         return []
     try:
         condition = parse_conditions(task.kind, task.conditions, currency=task.currency)
-        result = result_from_dict(message.result or {})
         seen: set[str] = set()
         if isinstance(result, Listings) and result.listings:
             ids = [entry.listing_id for entry in result.listings]

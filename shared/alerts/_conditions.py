@@ -51,7 +51,7 @@ class WrongResult(ConditionError):
     """Raised when a check's result is not one the condition's watch kind produces."""
 
     def __init__(self, kind: str, result: object) -> None:
-        got = getattr(result, "KIND", type(result).__name__)
+        got = getattr(result, "kind", type(result).__name__)
         super().__init__(f"a {kind} condition cannot be evaluated on a {got} result")
         self.kind = kind
         self.result = result
@@ -212,9 +212,9 @@ def _lowest_price(condition: LowestPriceCondition, result: Result, was_met: bool
     # The client falls back to the order book when priceoverview is unusable.
     source: str
     if isinstance(result, PriceOverview):
-        price, source = result.lowest_price, result.KIND
+        price, source = result.lowest_price, result.kind
     elif isinstance(result, OrderBook):
-        price, source = result.lowest_sell, result.KIND
+        price, source = result.lowest_sell, result.kind
     else:
         raise WrongResult(condition.KIND, result)
     met = price is not None and price <= condition.max_price

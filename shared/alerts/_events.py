@@ -7,19 +7,27 @@ the claim is new, appends to the capped stream and publishes on the task and own
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
 from redis.asyncio import Redis
 
 from shared.alerts._conditions import Signal
 from shared.steam import Item
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 EVENTS_STREAM = "steamwatch:events"
 SEEN_PREFIX = "steamwatch:event-seen:"
 
@@ -51,23 +59,32 @@ def event_id(task_id: int, occasion: uuid.UUID | str, key: str) -> str:
     return f"{task_id}:{occasion}:{key}"
 
 
-@dataclass(frozen=True, kw_only=True)
-class Event:
-    """One thing a watch's owner is told, as it appears in the stream and on both channels."""
+class Event(BaseModel):
+    """One thing a watch's owner is told, as it appears in the stream and on both channels.
 
-    schema: int = SCHEMA_VERSION
+    Read strictly (``True`` is no task id, a time needs its zone); written with ``at`` in UTC
+    as ``…T10:32:05.120000Z`` and ``schema`` first, the shape README's "Events" documents.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, populate_by_name=True)
+
+    schema_version: Literal[1] = Field(default=SCHEMA_VERSION, alias="schema")
     id: str
     kind: EventKind
     task_id: int
     owner: str
     item: Item
-    at: datetime
-    data: dict[str, Any] = field(default_factory=dict)
+    at: AwareDatetime
+    data: dict[str, Any] = Field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        if self.at.tzinfo is None:
-            raise ValueError("Event.at must be timezone-aware")
-        object.__setattr__(self, "at", self.at.astimezone(UTC))
+    @field_validator("at")
+    @classmethod
+    def _in_utc(cls, at: datetime) -> datetime:
+        return at.astimezone(UTC)
+
+    @field_serializer("at")
+    def _written_at(self, at: datetime) -> str:
+        return at.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
     @classmethod
     def from_signal(
@@ -114,65 +131,21 @@ class Event:
             data=dict(data or {}),
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema": self.schema,
-            "id": self.id,
-            "kind": self.kind,
-            "task_id": self.task_id,
-            "owner": self.owner,
-            "item": {
-                "appid": self.item.appid,
-                "market_hash_name": self.item.market_hash_name,
-                "currency": self.item.currency,
-            },
-            "at": self.at.isoformat(timespec="microseconds").replace("+00:00", "Z"),
-            "data": self.data,
-        }
-
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Event:
-        if data.get("schema") != SCHEMA_VERSION:
-            raise EventError(f"schema {data.get('schema')!r}, expected {SCHEMA_VERSION}")
-        try:
-            item = data["item"]
-            event = cls(
-                id=_typed(data["id"], str, "id"),
-                kind=data["kind"],
-                task_id=_typed(data["task_id"], int, "task_id"),
-                owner=_typed(data["owner"], str, "owner"),
-                item=Item(
-                    appid=_typed(item["appid"], int, "item.appid"),
-                    market_hash_name=_typed(item["market_hash_name"], str, "item.name"),
-                    currency=_typed(item["currency"], int, "item.currency"),
-                ),
-                at=datetime.fromisoformat(_typed(data["at"], str, "at")),
-                data=dict(_typed(data["data"], dict, "data")),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise EventError(str(exc)) from exc
-        if event.kind not in EVENT_KINDS:
-            raise EventError(f"unknown kind {event.kind!r}")
-        return event
+        """The event as consumers read it (the stream's ``event`` field, the channels)."""
+        return self.model_dump_json(by_alias=True)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Event:
+        """Read one event; :class:`EventError` names each field that does not fit."""
         try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise EventError(f"invalid JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise EventError("not a JSON object")
-        return cls.from_dict(data)
-
-
-def _typed(value: Any, kind: type, name: str) -> Any:
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise TypeError(f"{name} must be {kind.__name__}, got {value!r}")
-    return value
+            return cls.model_validate_json(text)
+        except ValidationError as e:
+            fields = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '(event)'}: {err['msg']}"
+                for err in e.errors()
+            )
+            raise EventError(fields) from None
 
 
 # KEYS: seen marker, stream. ARGV: ttl, maxlen, event json, task channel, owner channel.

@@ -20,6 +20,7 @@ from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.bus._broker import CHECK_ACTOR, CHECKS_QUEUE, RESULT_ACTOR, RESULTS_QUEUE
+from shared.steam import Result
 
 Outcome = Literal["ok", "error"]
 M = TypeVar("M", bound="_Message")
@@ -64,7 +65,7 @@ class ResultMessage(_Message):
     lease_token: uuid.UUID
     checked_at: datetime
     outcome: Outcome
-    result: dict[str, Any] | None = None
+    result: Result | None = None
     error: str | None = Field(default=None, max_length=500)
     became_stalled: bool = False
     became_failed: bool = False  # the last recovery attempt failed: the owner gets an alert

@@ -4,13 +4,9 @@ from shared.steam._client import (
     MAX_BODY,
     REQUEST_SECONDS,
     RESPONSES,
-    USER_AGENT,
     Family,
-    Item,
     Parser,
     SteamClient,
-    close_quietly,
-    create_http_session,
     initialize_metrics,
     status_class,
 )
@@ -25,6 +21,8 @@ from shared.steam._errors import (
     body_excerpt,
     looks_like_html,
 )
+from shared.steam._http import USER_AGENT, close_quietly, create_http_session
+from shared.steam._item import Item
 from shared.steam._pages import parse_item_nameid
 from shared.steam._parsers import (
     Route,
@@ -65,15 +63,7 @@ from shared.steam._proxies import (
     Slot,
     proxy_label,
 )
-from shared.steam._results import (
-    Listing,
-    Listings,
-    OrderBook,
-    PriceOverview,
-    Result,
-    ResultKind,
-    result_from_dict,
-)
+from shared.steam._results import Listing, Listings, OrderBook, PriceOverview, Result, ResultKind
 
 __all__ = [
     "BUDGET_LEFT",
@@ -136,6 +126,5 @@ __all__ = [
     "parse_priceoverview",
     "parse_query_listings",
     "proxy_label",
-    "result_from_dict",
     "status_class",
 ]

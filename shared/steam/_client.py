@@ -9,12 +9,10 @@ answering with HTML or redirects is set aside for a while in favour of the other
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Literal, TypedDict, TypeVar
 from urllib.parse import quote
 
@@ -32,6 +30,7 @@ from shared.steam._errors import (
     SteamError,
     Unavailable,
 )
+from shared.steam._item import Item
 from shared.steam._proxies import Endpoint, ProxyPool, Slot
 from shared.steam._results import Listings, OrderBook, PriceOverview
 
@@ -68,37 +67,10 @@ def initialize_metrics(pool: ProxyPool) -> None:
     pool.seed_metrics()
 
 
-USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)"
-
-
 class _ItemIds(TypedDict):
     currency: int
     appid: int
     market_hash_name: str
-
-
-@dataclass(frozen=True)
-class Item:
-    """What a check asks Steam about: which item, priced in which currency."""
-
-    appid: int
-    market_hash_name: str
-    currency: int
-
-
-def create_http_session(*, timeout: float, limit: int = 200) -> aiohttp.ClientSession:
-    """The process's one HTTP session; call on the event loop that will use it.
-
-    ``limit`` caps its open connections: a fetcher passes its thread count, since each
-    thread's check has at most one request out at a time.
-    """
-    return aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 5.0)),
-        connector=aiohttp.TCPConnector(limit=limit, ttl_dns_cache=300),
-        # Cookies are set per request (bMarketOptOut); nothing should stick between proxies.
-        cookie_jar=aiohttp.DummyCookieJar(),
-        headers={"User-Agent": USER_AGENT, "Accept": "application/json, text/javascript, */*"},
-    )
 
 
 class SteamClient:
@@ -418,9 +390,3 @@ class SteamClient:
     @property
     def language_tag(self) -> str:
         return {"english": "en-US", "russian": "ru-RU", "german": "de-DE"}.get(self.language, "en")
-
-
-async def close_quietly(http: aiohttp.ClientSession) -> None:
-    await http.close()
-    # Lets the connector's transports finish closing before the loop goes away.
-    await asyncio.sleep(0)

@@ -275,7 +275,9 @@ def parse_listings_render(
         infos = _object(_require(data, "listinginfo"), "listinginfo")
         assets = _object(data.get("assets"), "assets")
         found = (_render_listing(key, info, assets, appid) for key, info in infos.items())
-        return Listings(total_count, tuple(item for item in found if item is not None))
+        return Listings(
+            total_count=total_count, listings=tuple(item for item in found if item is not None)
+        )
 
     return _parse("listings", body, build)
 
@@ -293,7 +295,7 @@ def _render_listing(key: str, info: Any, assets: dict[str, Any], appid: int) -> 
         return None  # a listing sold or withdrawn while the page rendered; nobody can buy it
     asset = _object(info.get("asset"), "asset")
     if not asset:
-        return Listing(listing_id, price, fee, listing_currency)
+        return Listing(listing_id=listing_id, price=price, fee=fee, currency=listing_currency)
     asset_id = _id(_require(asset, "id", "asset."), "asset.id")
     props = asset.get("asset_properties")
     if props is None:
@@ -301,7 +303,15 @@ def _render_listing(key: str, info: Any, assets: dict[str, Any], appid: int) -> 
         by_asset = _object(by_context.get(str(asset.get("contextid"))), "assets[appid][context]")
         props = _object(by_asset.get(asset_id), "assets entry").get("asset_properties")
     wear, seed = _properties(props)
-    return Listing(listing_id, price, fee, listing_currency, asset_id, wear, seed)
+    return Listing(
+        listing_id=listing_id,
+        price=price,
+        fee=fee,
+        currency=listing_currency,
+        asset_id=asset_id,
+        float_value=wear,
+        paint_seed=seed,
+    )
 
 
 def parse_orders_histogram(
@@ -364,7 +374,9 @@ def parse_query_listings(
         if not isinstance(entries, list):
             _fail(f"listings must be a list, got {_show(entries)}")
         found = (_query_listing(entry) for entry in entries)
-        return Listings(total_count, tuple(item for item in found if item is not None))
+        return Listings(
+            total_count=total_count, listings=tuple(item for item in found if item is not None)
+        )
 
     return _parse("QueryListingsForItem", body, build)
 
@@ -380,10 +392,18 @@ def _query_listing(entry: Any) -> Listing | None:
         return None  # same reading as the legacy render: not buyable
     asset = _object(entry.get("asset"), "asset")
     if not asset:
-        return Listing(listing_id, price, fee, listing_currency)
+        return Listing(listing_id=listing_id, price=price, fee=fee, currency=listing_currency)
     asset_id = _id(_require(asset, "assetid", "asset."), "asset.assetid")
     wear, seed = _properties(asset.get("asset_properties"))
-    return Listing(listing_id, price, fee, listing_currency, asset_id, wear, seed)
+    return Listing(
+        listing_id=listing_id,
+        price=price,
+        fee=fee,
+        currency=listing_currency,
+        asset_id=asset_id,
+        float_value=wear,
+        paint_seed=seed,
+    )
 
 
 def parse_orderbook(

@@ -93,7 +93,7 @@ async def test_a_redelivered_result_yields_one_event_and_garbage_is_dropped(
         lease_token=uuid.uuid4(),
         checked_at=datetime.now(UTC),
         outcome="ok",
-        result=result.to_dict(),
+        result=result,
     )
     send_result(broker, message)
     _send_raw(broker, {"task_id": "not a number", "lease_token": 7})  # malformed

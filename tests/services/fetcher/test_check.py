@@ -22,7 +22,7 @@ from services.fetcher.check import Fetcher, check_task
 from shared.bus import RESULTS_QUEUE, CheckMessage, create_broker, messages_key, queue_key
 from shared.db import Database, PriceSnapshot
 from shared.observability import SecretURL
-from shared.steam import Budget, ProxyPool, SteamClient, create_http_session
+from shared.steam import Budget, PriceOverview, ProxyPool, SteamClient, create_http_session
 from simulator.config import LimitsConfig, SimulatorConfig
 from simulator.server import run_simulator
 from tests.fixtures.tasks import add_tasks, lease_task, read_task
@@ -93,7 +93,8 @@ async def test_a_check_stores_the_price_moves_the_task_on_and_tells_the_publishe
     assert len(stored) == 1
     assert stored[0].source == "priceoverview"
     assert stored[0].lowest_price is not None and stored[0].lowest_price > 0
-    assert reply.result is not None and reply.result["lowest_price"] == stored[0].lowest_price
+    assert isinstance(reply.result, PriceOverview)
+    assert reply.result.lowest_price == stored[0].lowest_price
     [queued] = await rig.queued_results()
     assert queued["task_id"] == task.id and queued["outcome"] == "ok"
     assert uuid.UUID(str(queued["lease_token"])) == message.lease_token

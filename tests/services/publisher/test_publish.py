@@ -52,7 +52,7 @@ def _result(task_id: int, lowest: int) -> ResultMessage:
         lease_token=uuid.uuid4(),
         checked_at=datetime.now(UTC),
         outcome="ok",
-        result=found.to_dict(),
+        result=found,
     )
 
 

@@ -198,8 +198,8 @@ async def test_dead_letters_a_live_check_is_resent_and_everything_else_dropped_w
         task_id=live,
         lease_token=uuid.uuid4(),
         checked_at=datetime.now(UTC),
-        outcome="ok",
-        result={},
+        outcome="error",
+        error="Unavailable",
     )
     dead_letter(broker, RESULTS_QUEUE, "publish_result", result.model_dump(mode="json"))
     await pools.redis.zadd("steamwatch:checks.XQ", {"junk": 1})

@@ -445,4 +445,4 @@ def test_a_result_of_the_wrong_kind_is_refused(condition: Condition, result: Res
     with pytest.raises(WrongResult) as caught:
         evaluate(condition, result, None)
     assert isinstance(caught.value, ConditionError)
-    assert condition.KIND in str(caught.value) and result.KIND in str(caught.value)
+    assert condition.KIND in str(caught.value) and result.kind in str(caught.value)

@@ -126,7 +126,7 @@ def test_times_are_kept_in_utc() -> None:
         Signal("order_book", "book", {}), task_id=1, owner="o", item=ITEM, lease_token="t", at=local
     )
     assert event.at == AT and event.at.tzinfo == UTC
-    with pytest.raises(ValueError, match="timezone-aware"):
+    with pytest.raises(ValueError, match="timezone"):
         Event.about_task(
             "failed", task_id=1, owner="o", item=ITEM, occasion="x", at=datetime(2024, 1, 1)
         )
@@ -135,16 +135,16 @@ def test_times_are_kept_in_utc() -> None:
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
-        ({"schema": 2}, "schema 2"),
-        ({"schema": None}, "schema None"),
-        ({"kind": "exploded"}, "unknown kind"),
-        ({"task_id": "7"}, "task_id must be int"),
-        ({"task_id": True}, "task_id must be int"),
-        ({"item": {"appid": 730}}, "market_hash_name"),
-        ({"at": "yesterday"}, "yesterday"),
-        ({"at": "2024-05-01T04:00:12"}, "timezone-aware"),
-        ({"data": []}, "data must be dict"),
-        ({"id": None}, "id must be str"),
+        ({"schema": 2}, "schema"),
+        ({"schema": None}, "schema"),
+        ({"kind": "exploded"}, "kind"),
+        ({"task_id": "7"}, "task_id"),
+        ({"task_id": True}, "task_id"),
+        ({"item": {"appid": 730}}, "item.market_hash_name"),
+        ({"at": "yesterday"}, "at"),
+        ({"at": "2024-05-01T04:00:12"}, "at: .*timezone"),
+        ({"data": []}, "data"),
+        ({"id": None}, "id"),
     ],
     ids=[
         "newer-schema",

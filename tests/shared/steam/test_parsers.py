@@ -7,13 +7,16 @@ its two samples are only shown to be refused by the listings parser.
 import copy
 import json
 import pickle
+import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter, ValidationError
 
+from shared.bus import BadMessage, ResultMessage
 from shared.steam import (
     BadResponse,
     ItemNotFound,
@@ -29,7 +32,6 @@ from shared.steam import (
     parse_orders_histogram,
     parse_priceoverview,
     parse_query_listings,
-    result_from_dict,
 )
 
 SAMPLES = Path(__file__).parents[2] / "fixtures" / "steam_samples"
@@ -100,7 +102,48 @@ VALID: dict[str, dict[str, Any]] = {
     "orderbook": ORDERBOOK,
 }
 
-ATOMIC_ALLOY = Listing("433799027041528860", 438, 64, 3, "992372515")
+
+def _po(currency: int, lowest: int | None, median: int | None, volume: int | None) -> PriceOverview:
+    return PriceOverview(currency=currency, lowest_price=lowest, median_price=median, volume=volume)
+
+
+def _listing(
+    listing_id: str,
+    price: int,
+    fee: int,
+    currency: int,
+    asset_id: str | None = None,
+    float_value: Decimal | None = None,
+    paint_seed: int | None = None,
+) -> Listing:
+    return Listing(
+        listing_id=listing_id,
+        price=price,
+        fee=fee,
+        currency=currency,
+        asset_id=asset_id,
+        float_value=float_value,
+        paint_seed=paint_seed,
+    )
+
+
+def _listings(total_count: int, listings: tuple[Listing, ...]) -> Listings:
+    return Listings(total_count=total_count, listings=listings)
+
+
+def _ob(
+    currency: int, highest_buy: int | None, lowest_sell: int | None, buy_count: int, sell_count: int
+) -> OrderBook:
+    return OrderBook(
+        currency=currency,
+        highest_buy=highest_buy,
+        lowest_sell=lowest_sell,
+        buy_count=buy_count,
+        sell_count=sell_count,
+    )
+
+
+ATOMIC_ALLOY = _listing("433799027041528860", 438, 64, 3, "992372515")
 
 
 # --- the captured samples ---------------------------------------------------------------
@@ -112,19 +155,19 @@ ATOMIC_ALLOY = Listing("433799027041528860", 438, 64, 3, "992372515")
         pytest.param(
             "priceoverview__eur_success__KevinButzke08-CSP.json",
             3,
-            PriceOverview(3, 166, 163, 5638),
+            _po(3, 166, 163, 5638),
             id="eur-thousands-volume",
         ),
         pytest.param(
             "priceoverview__eur_success_pretty__Hridaya.json",
             3,
-            PriceOverview(3, 3, 1, 435),
+            _po(3, 3, 1, 435),
             id="eur-cents",
         ),
         pytest.param(
             "priceoverview__cny_success__BeyondDimension-SteamClient.json",
             23,
-            PriceOverview(23, 101, 102, 2606),
+            _po(23, 101, 102, 2606),
             id="cny",
         ),
     ],
@@ -141,13 +184,13 @@ def test_priceoverview_samples(name: str, currency: int, expected: PriceOverview
         pytest.param(
             "listings_render__excerpt_1of10_eur__pvanassen-steam-api.json",
             3,
-            Listings(419, (ATOMIC_ALLOY,)),
+            _listings(419, (ATOMIC_ALLOY,)),
             id="eur-string-currencyid",
         ),
         pytest.param(
             "listings_render__listinginfo_entry_gbp_to_usd__InternalSteamWebAPI-wiki.json",
             1,
-            Listings(48, (Listing("650327582236581978", 95, 13, 1, "15715147765"),)),
+            _listings(48, (_listing("650327582236581978", 95, 13, 1, "15715147765"),)),
             id="gbp-converted-to-usd",
         ),
     ],
@@ -165,13 +208,13 @@ def test_listings_render_samples(name: str, currency: int, expected: Listings) -
         pytest.param(
             "itemordershistogram__norender1_eur__Hridaya.json",
             3,
-            OrderBook(3, highest_buy=3, lowest_sell=None, buy_count=2, sell_count=0),
+            _ob(3, highest_buy=3, lowest_sell=None, buy_count=2, sell_count=0),
             id="norender1-counts-as-string-and-number",
         ),
         pytest.param(
             "itemordershistogram__legacy_html_tables_cny_schinese__ding221-steam.json",
             23,
-            OrderBook(23, highest_buy=50, lowest_sell=None, buy_count=34, sell_count=0),
+            _ob(23, highest_buy=50, lowest_sell=None, buy_count=34, sell_count=0),
             id="html-tables-counts-from-graph",
         ),
     ],
@@ -199,9 +242,9 @@ def test_search_render_samples_are_refused_by_listings_parser(name: str) -> None
 
 
 def test_agreed_new_market_bodies() -> None:
-    wear_and_seed = Listing("433799027041528860", 438, 64, 3, "992372515", Decimal("0.2474"), 468)
-    assert run(parse_query_listings, QUERY_LISTINGS) == Listings(419, (wear_and_seed,))
-    assert run(parse_orderbook, ORDERBOOK) == OrderBook(3, 3, None, 2, 0)
+    wear_and_seed = _listing("433799027041528860", 438, 64, 3, "992372515", Decimal("0.2474"), 468)
+    assert run(parse_query_listings, QUERY_LISTINGS) == _listings(419, (wear_and_seed,))
+    assert run(parse_orderbook, ORDERBOOK) == _ob(3, 3, None, 2, 0)
 
 
 # --- valid variations -------------------------------------------------------------------
@@ -209,13 +252,13 @@ def test_agreed_new_market_bodies() -> None:
 
 def test_bare_success_is_no_data_not_an_error() -> None:
     result = run(parse_priceoverview, '{"success":true}')
-    assert result == PriceOverview(3, None, None, None)
+    assert result == _po(3, None, None, None)
     assert isinstance(result, PriceOverview) and not result.has_data
 
 
 def test_priceoverview_partial_data() -> None:
     result = run(parse_priceoverview, {"success": True, "volume": 12, "median_price": "23,--€"})
-    assert result == PriceOverview(3, None, 2300, 12)
+    assert result == _po(3, None, 2300, 12)
 
 
 @pytest.mark.parametrize(
@@ -292,21 +335,21 @@ def test_listing_without_converted_fields_uses_seller_currency() -> None:
         price=70,
         fee=10,
     )
-    assert run(parse_listings_render, body) == Listings(
-        419, (Listing("433799027041528860", 70, 10, 2, "992372515"),)
+    assert run(parse_listings_render, body) == _listings(
+        419, (_listing("433799027041528860", 70, 10, 2, "992372515"),)
     )
 
 
 def test_listing_sold_while_rendering_is_skipped() -> None:
     body = render_with(converted_price=0, converted_fee=0)
-    assert run(parse_listings_render, body) == Listings(419, ())
+    assert run(parse_listings_render, body) == _listings(419, ())
 
 
 def test_php_empty_listinginfo_means_no_listings() -> None:
     body = (
         '{"success":true,"start":0,"pagesize":"10","total_count":"0","listinginfo":[],"assets":[]}'
     )
-    assert run(parse_listings_render, body) == Listings(0, ())
+    assert run(parse_listings_render, body) == _listings(0, ())
 
 
 def test_histogram_counts_from_graphs_when_missing() -> None:
@@ -317,7 +360,7 @@ def test_histogram_counts_from_graphs_when_missing() -> None:
         "buy_order_graph": [[0.03, 2, "x"], [0.02, 9, "y"]],
         "sell_order_graph": [[0.07, 4, "z"]],
     }
-    assert run(parse_orders_histogram, body) == OrderBook(3, 3, 7, 9, 4)
+    assert run(parse_orders_histogram, body) == _ob(3, 3, 7, 9, 4)
 
 
 def test_new_market_numbers_as_strings_and_no_asset() -> None:
@@ -331,13 +374,13 @@ def test_new_market_numbers_as_strings_and_no_asset() -> None:
         "cBuyOrders": 1,
         "cSellOrders": "4",
     }
-    assert run(parse_query_listings, listings) == Listings(1, (Listing("9", 100, 15, 3),))
-    assert run(parse_orderbook, orderbook) == OrderBook(3, 5, 9, 1, 4)
+    assert run(parse_query_listings, listings) == _listings(1, (_listing("9", 100, 15, 3),))
+    assert run(parse_orderbook, orderbook) == _ob(3, 5, 9, 1, 4)
 
 
 def test_bytes_with_bom_and_surrounding_whitespace() -> None:
     body = b"\xef\xbb\xbf \r\n" + sample("priceoverview__eur_success__KevinButzke08-CSP.json")
-    assert run(parse_priceoverview, body) == PriceOverview(3, 166, 163, 5638)
+    assert run(parse_priceoverview, body) == _po(3, 166, 163, 5638)
 
 
 # --- bodies that are not the promised payload -------------------------------------------
@@ -563,30 +606,46 @@ def test_any_single_corruption_gives_a_result_or_a_steam_error(endpoint: str) ->
 # --- results travel as JSON -------------------------------------------------------------
 
 RESULTS: list[Result] = [
-    PriceOverview(3, 166, 163, 5638),
-    PriceOverview(3, None, None, None),
-    Listings(
+    _po(3, 166, 163, 5638),
+    _po(3, None, None, None),
+    _listings(
         419,
         (
-            Listing("1", 438, 64, 3, "992", Decimal("0.24741235375404358"), 468),
-            Listing("2", 95, 13, 1, None, None, None),
+            _listing("1", 438, 64, 3, "992", Decimal("0.24741235375404358"), 468),
+            _listing("2", 95, 13, 1, None, None, None),
         ),
     ),
-    Listings(0, ()),
-    OrderBook(3, 3, None, 2, 0),
+    _listings(0, ()),
+    _ob(3, 3, None, 2, 0),
 ]
 
 
 @pytest.mark.parametrize("result", RESULTS, ids=lambda r: type(r).__name__)
 def test_result_round_trip(result: Result) -> None:
-    data = result.to_dict()
-    assert type(result).from_dict(data) == result
-    wire = json.loads(json.dumps(data))
-    assert result_from_dict(wire) == result
+    # Given a result as it travels (JSON), I expect the same result back, its kind kept.
+    wire = json.loads(json.dumps(result.model_dump(mode="json")))
+    assert wire["kind"] == result.kind
+    assert TypeAdapter(Result).validate_python(wire) == result
+    message = {"task_id": 1, "lease_token": str(uuid.uuid4()), "checked_at": "2026-12-02T10:00:00Z"}
+    parsed = ResultMessage.parse((), {**message, "outcome": "ok", "result": wire})
+    assert parsed.result == result
 
 
-def test_from_dict_refuses_wrong_kind_and_bool() -> None:
-    with pytest.raises(ValueError):
-        OrderBook.from_dict(PriceOverview(3, 1, 1, 1).to_dict())
-    with pytest.raises(TypeError):
-        PriceOverview.from_dict({"currency": 3, "lowest_price": True})
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param({"kind": "order_book", "currency": 3, "lowest_price": 1}, id="wrong-kind"),
+        pytest.param({"kind": "price_overview", "currency": 3, "lowest_price": True}, id="bool"),
+        pytest.param({"kind": "price_overview", "currency": 3, "price": 1}, id="unknown-field"),
+        pytest.param({"kind": "candles", "currency": 3}, id="unknown-kind"),
+        pytest.param(
+            {"kind": "listings", "total_count": 1, "listings": [{"price": 1}]}, id="bad-listing"
+        ),
+    ],
+)
+def test_a_malformed_result_is_refused_and_its_message_is_a_bad_message(data: dict) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ValidationError):
+        TypeAdapter(Result).validate_python(data)
+    message = {"task_id": 1, "lease_token": str(uuid.uuid4()), "checked_at": "2026-12-02T10:00:00Z"}
+    with pytest.raises(BadMessage, match="result"):
+        ResultMessage.parse((), {**message, "outcome": "ok", "result": data})
