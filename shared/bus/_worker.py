@@ -1,13 +1,13 @@
-"""The per-process pools (database engine, async Redis) and who owns their lifetime.
+"""A dramatiq worker process: its pools, heartbeat, middleware order and actor options.
 
-Dramatiq workers get them from :class:`WorkerResources`, a middleware that builds them on the
+Dramatiq workers get their pools from :class:`WorkerResources`, a middleware that builds them on the
 worker's own event loop and disposes of them at shutdown (a warm-up with ``asyncio.run()``
 would bind them to a loop that is gone by the first message). It builds in
 ``before_worker_boot``, not ``after_worker_boot``: dramatiq starts the worker threads between
 the two, so a message could arrive before an ``after`` hook ran, and ``after_*`` hooks run in
 reverse middleware order. ``before_*`` hooks run in order, after ``AsyncIO`` made the loop;
 ``after_worker_shutdown`` runs in reverse, so whatever was built on the pools closes first.
-Asyncio services (scheduler, watchdog) use :func:`open_resources`.
+:func:`setup_worker` fixes the middleware order; :func:`declare_actor` the shared options.
 """
 
 from __future__ import annotations
