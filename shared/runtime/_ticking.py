@@ -109,9 +109,11 @@ async def run_ticking_service(
         finally:
             heart.state = "stopping"
             log.info("service stopping", service=service)
-            scheduler.shutdown(wait=False)
-            async with in_pass:  # the running pass, if any, finishes first
-                pass
+            # The running pass, if any, finishes first: APScheduler's asyncio executor cancels
+            # the jobs still running when it shuts down, and logs the CancelledError as a job
+            # that raised. No new pass can start meanwhile (``stop`` is set).
+            async with in_pass:
+                scheduler.shutdown(wait=False)
             beats.cancel()
             if web is not None:
                 await web.cleanup()
