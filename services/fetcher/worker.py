@@ -25,14 +25,22 @@ from shared.tasks import backoff_of
 SERVICE = "fetcher"
 
 
-def build(settings: Settings, *, database_url: str, redis_url: str) -> None:
+def build(
+    settings: Settings, *, database_url: str, redis_url: str, progress_dir: str | None = None
+) -> None:
     """Set up this worker process: pools, the Steam client and the check actor."""
     resources = WorkerResources(
         pool_spec(settings, service=SERVICE, database_url=database_url, redis_url=redis_url)
     )
     steam = SteamResources(settings=settings, resources=resources)
     broker = setup_worker(
-        WorkerSpec(service=SERVICE, redis_url=redis_url, queues=(CHECKS_QUEUE,)),
+        WorkerSpec(
+            service=SERVICE,
+            redis_url=redis_url,
+            queues=(CHECKS_QUEUE,),
+            progress_dir=progress_dir,
+            stale_after=settings.worker_stale_after,
+        ),
         resources=resources,
         middleware=[steam],
     )

@@ -24,7 +24,9 @@ def setup() -> None:
     database_url, redis_url = store_urls(settings, service=SERVICE)
     from services.publisher.worker import build
 
-    build(settings, database_url=database_url, redis_url=redis_url)
+    # Each worker process proves its progress beside its metric files, for /healthz.
+    progress_dir = os.environ.get(MULTIPROC_ENV)
+    build(settings, database_url=database_url, redis_url=redis_url, progress_dir=progress_dir)
 
 
 def health() -> int:
@@ -40,4 +42,5 @@ def health() -> int:
         port=settings.metrics_port,
         # Every worker process writes its metrics there (`steamwatch run` sets it before exec).
         multiprocess_dir=os.environ.get(MULTIPROC_ENV),
+        stale_after=settings.worker_stale_after,
     )

@@ -24,13 +24,21 @@ from shared.runtime import pool_spec
 SERVICE = "publisher"
 
 
-def build(settings: Settings, *, database_url: str, redis_url: str) -> None:
+def build(
+    settings: Settings, *, database_url: str, redis_url: str, progress_dir: str | None = None
+) -> None:
     """Set up this worker process: pools and the result actor."""
     resources = WorkerResources(
         pool_spec(settings, service=SERVICE, database_url=database_url, redis_url=redis_url)
     )
     broker = setup_worker(
-        WorkerSpec(service=SERVICE, redis_url=redis_url, queues=(RESULTS_QUEUE,)),
+        WorkerSpec(
+            service=SERVICE,
+            redis_url=redis_url,
+            queues=(RESULTS_QUEUE,),
+            progress_dir=progress_dir,
+            stale_after=settings.worker_stale_after,
+        ),
         resources=resources,
     )
     metrics.seed()

@@ -12,8 +12,10 @@ reverse middleware order. ``before_*`` hooks run in order, after ``AsyncIO`` mad
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import dramatiq
 import structlog
@@ -23,8 +25,19 @@ from dramatiq.middleware import CurrentMessage
 
 from shared.bus._broker import create_broker
 from shared.bus._handback import HandBack
+from shared.bus._keys import queue_key
 from shared.bus._message_metrics import MessageMetrics
-from shared.runtime import Heart, HeartbeatThread, Pools, PoolSpec, close_pools, sync_client
+from shared.runtime import (
+    LOOP_TIMEOUT,
+    STALE_AFTER,
+    Heart,
+    HeartbeatThread,
+    Pools,
+    PoolSpec,
+    Progress,
+    close_pools,
+    sync_client,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -59,19 +72,55 @@ class WorkerResources(Middleware):
 
 
 class WorkerHeartbeat(Middleware):
-    """Marks a dramatiq worker process ready once it has booted, and gone when it stops."""
+    """Marks a dramatiq worker process ready once it has booted, and gone when it stops.
 
-    def __init__(self, *, service: str, redis_url: str) -> None:
+    With ``progress_dir`` (the folder its health fork reads), it also proves on every beat
+    that the process makes progress (:class:`shared.runtime.Progress`): its event loop
+    answers, and it takes messages while messages wait in ``queues``.
+    """
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        redis_url: str,
+        queues: tuple[str, ...] = (),
+        progress_dir: str | None = None,
+        stale_after: float = STALE_AFTER,
+    ) -> None:
         self.service = service
         self.redis_url = redis_url
+        self.queues = queues
+        self.progress_dir = progress_dir
+        self.stale_after = stale_after
         self._thread: HeartbeatThread | None = None
+        self._progress: Progress | None = None
 
     def after_worker_boot(self, broker: Broker, worker: Worker) -> None:
         heart = Heart(service=self.service)
         heart.state = "ready"
-        self._thread = HeartbeatThread(heart, sync_client(self.redis_url))
+        client = sync_client(self.redis_url)
+        if self.progress_dir is not None:
+            keys = [queue_key(q) for q in self.queues]
+
+            def waiting() -> bool:
+                return any(int(client.llen(key)) > 0 for key in keys)
+
+            self._progress = Progress(
+                folder=self.progress_dir,
+                waiting=waiting,
+                loop_answers=_loop_answers,
+                stale_after=self.stale_after,
+            )
+            self._progress.beat()  # booted: progress from the first probe on
+        also = self._progress.beat if self._progress is not None else None
+        self._thread = HeartbeatThread(heart, client, also=also)
         self._thread.start()
         log.info("service ready", worker_threads=worker.worker_threads)
+
+    def before_process_message(self, broker: Broker, message: Any) -> None:
+        if self._progress is not None:
+            self._progress.took_message()
 
     def before_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
         if self._thread is not None:
@@ -81,7 +130,24 @@ class WorkerHeartbeat(Middleware):
         if self._thread is not None:
             self._thread.stop()
             self._thread = None
+        if self._progress is not None:
+            self._progress.remove()
+            self._progress = None
         log.info("service stopped")
+
+
+def _loop_answers() -> bool:
+    """Whether this worker's event loop (dramatiq's ``AsyncIO`` thread) runs a no-op in time."""
+    loop_thread = get_event_loop_thread()
+    if loop_thread is None:
+        return True  # no loop to block
+    future = asyncio.run_coroutine_threadsafe(asyncio.sleep(0), loop_thread.loop)
+    try:
+        future.result(timeout=LOOP_TIMEOUT)
+    except TimeoutError:
+        future.cancel()
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -91,6 +157,8 @@ class WorkerSpec:
     service: str
     redis_url: str
     queues: tuple[str, ...]
+    progress_dir: str | None = None  # the health fork's folder (see WorkerHeartbeat)
+    stale_after: float = STALE_AFTER  # seconds without progress that count as hung
 
 
 def setup_worker(
@@ -109,7 +177,13 @@ def setup_worker(
             CurrentMessage(),
             MessageMetrics(),
             resources,
-            WorkerHeartbeat(service=spec.service, redis_url=spec.redis_url),
+            WorkerHeartbeat(
+                service=spec.service,
+                redis_url=spec.redis_url,
+                queues=spec.queues,
+                progress_dir=spec.progress_dir,
+                stale_after=spec.stale_after,
+            ),
             *middleware,
             HandBack(),
         ],

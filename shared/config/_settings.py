@@ -182,6 +182,9 @@ class Settings(BaseModel):
     publisher_processes: int = Field(default=1, ge=1, le=64)
     publisher_threads: int = Field(default=4, ge=1, le=1024)
     worker_shutdown_timeout: float = Field(default=20.0, gt=0, le=3600)
+    # A worker process without proof of progress this long (frozen, its event loop blocked, or
+    # taking nothing while messages wait) fails its service's /healthz.
+    worker_stale_after: float = Field(default=45.0, ge=5, le=3600)
 
     # Health and metrics: every service serves /healthz, /readyz and /metrics here.
     metrics_host: str = Field(default="0.0.0.0", min_length=1, max_length=255)

@@ -22,6 +22,7 @@ from shared.runtime._pools import (
     open_resources,
     pool_spec,
 )
+from shared.runtime._progress import LOOP_TIMEOUT, STALE_AFTER, Progress, hung_workers
 from shared.runtime._redis import BACKOFF_BASE, BACKOFF_CAP, RETRIES, async_client, sync_client
 from shared.runtime._ticking import Pass, run_ticking_service, stale_after
 
@@ -34,7 +35,10 @@ __all__ = [
     "HEARTBEAT_TTL",
     "Heart",
     "HeartbeatThread",
+    "LOOP_TIMEOUT",
     "Pass",
+    "Progress",
+    "STALE_AFTER",
     "PoolSpec",
     "Pools",
     "RETRIES",
@@ -45,6 +49,7 @@ __all__ = [
     "check_stores",
     "close_pools",
     "die_with_parent",
+    "hung_workers",
     "instance_id",
     "open_resources",
     "pool_spec",

@@ -25,9 +25,12 @@ from shared.observability import (
     start_health_server,
 )
 from shared.runtime._parent import die_with_parent
+from shared.runtime._progress import STALE_AFTER, hung_workers
 from shared.runtime._redis import async_client
 
 log = structlog.get_logger(__name__)
+
+PROGRESS_PROBE_INTERVAL = 5.0  # seconds between the fork's own looks at the workers' progress
 
 
 def asyncpg_dsn(database_url: str) -> str:
@@ -44,11 +47,14 @@ def serve_worker_health(
     host: str,
     port: int,
     multiprocess_dir: str | None,
+    stale_after: float = STALE_AFTER,
 ) -> int:
     """The body of a dramatiq ``--fork-function``: serve until SIGTERM (the CLI's handler).
 
     Alive while the dramatiq main process that forked it is (it stops its workers and itself
-    when one dies); ready while the stores answer; metrics from every worker's files.
+    when one dies) and every worker process proves progress in ``multiprocess_dir``
+    (:mod:`shared.runtime._progress`); ready while the stores answer; metrics from every
+    worker's files.
     """
     die_with_parent()
     parent = os.getppid()
@@ -56,7 +62,16 @@ def serve_worker_health(
     application_name = f"steamwatch-{service}-health"
 
     def alive() -> str | None:
-        return None if os.getppid() == parent else "the dramatiq main process is gone"
+        if os.getppid() != parent:
+            return "the dramatiq main process is gone"
+        if multiprocess_dir is None:
+            return None
+        hung = hung_workers(multiprocess_dir, stale_after=stale_after)
+        if not hung:
+            return None
+        why = "; ".join(hung)
+        log.error("liveness fails: a worker makes no progress", why=why)
+        return why
 
     async def serve() -> int:
         redis = async_client(redis_url)
@@ -95,7 +110,10 @@ def serve_worker_health(
             )
             os.kill(parent, signal.SIGTERM)
             return 1
-        await asyncio.Event().wait()  # until SIGTERM ends the process
-        return 0
+        while True:  # until SIGTERM ends the process; the progress gauge stays fresh meanwhile
+            if multiprocess_dir is not None:
+                for why in hung_workers(multiprocess_dir, stale_after=stale_after):
+                    log.error("a worker makes no progress; liveness fails", why=why)
+            await asyncio.sleep(PROGRESS_PROBE_INTERVAL)
 
     return asyncio.run(serve())

@@ -19,6 +19,9 @@ from typing import Any, Literal
 
 import redis
 import redis.asyncio
+import structlog
+
+log = structlog.get_logger(__name__)
 
 HEARTBEAT_PREFIX = "steamwatch:heartbeat:"
 HEARTBEAT_INTERVAL = 5.0
@@ -102,12 +105,18 @@ class HeartbeatThread(threading.Thread):
     """
 
     def __init__(
-        self, heart: Heart, client: redis.Redis, interval: float = HEARTBEAT_INTERVAL
+        self,
+        heart: Heart,
+        client: redis.Redis,
+        interval: float = HEARTBEAT_INTERVAL,
+        *,
+        also: Callable[[], object] | None = None,
     ) -> None:
         super().__init__(name=f"heartbeat-{heart.service}", daemon=True)
         self.heart = heart
         self.client = client
         self.interval = interval
+        self.also = also  # run on every beat too (a worker's proof of progress)
         self._stop_event = threading.Event()
 
     def run(self) -> None:
@@ -116,6 +125,11 @@ class HeartbeatThread(threading.Thread):
                 self.heart.write(self.client)
             except redis.RedisError:
                 pass
+            if self.also is not None:
+                try:
+                    self.also()
+                except Exception:
+                    log.exception("heartbeat task failed", service=self.heart.service)
             self._stop_event.wait(self.interval)
 
     def stop(self) -> None:
