@@ -4,8 +4,9 @@ Boots the stores (embedded when no URLs are set), migrates, starts the Steam sim
 local proxies (unless ``STEAMWATCH_STEAM_BASE_URL`` names a Steam to use), adds demo watches to
 an empty database, starts every service as its own process with the URLs in its environment,
 waits for each to report ready through its heartbeat, then shows the live event feed and a
-status line. On Ctrl-C / SIGTERM it stops them (SIGTERM to each service's main process only,
-then SIGKILL to its group after a timeout) before stopping the stores.
+status line. A service that dies is restarted with back-off, as a Deployment would; one that
+keeps crashing stops everything. On Ctrl-C / SIGTERM it stops them (SIGTERM to each service's
+main process only, then SIGKILL to its group after a timeout) before stopping the stores.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +29,7 @@ import structlog
 
 from shared.config import Settings
 from shared.db import migrate
-from shared.runtime import die_with_parent, read_beats, sync_client
+from shared.runtime import Beat, die_with_parent, read_beats, sync_client
 from steamwatch.demo import seed_demo
 from steamwatch.discovery import remove_stores, write_stores
 from steamwatch.embedded import stores
@@ -46,6 +47,7 @@ class Child:
     service: str
     process: subprocess.Popen[bytes]
     stopping: bool = field(default=False)
+    env: dict[str, str] | None = None  # what it was started with; None: not restartable
 
     @property
     def pid(self) -> int:
@@ -85,7 +87,27 @@ def spawn(service: str, env: dict[str, str]) -> Child:
         preexec_fn=die_with_parent,
     )
     log.info("service started", service=service, pid=process.pid)
-    return Child(service=service, process=process)
+    return Child(service=service, process=process, env=env)
+
+
+def respawn(child: Child) -> Child:
+    """The same service again, with the environment it was first started with."""
+    assert child.env is not None
+    return spawn(child.service, child.env)
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """Like a Deployment's crash-loop back-off: restart after 1, 2, 4… s (capped), and give up
+    when a service crashed more than ``max_crashes`` times within ``window`` seconds."""
+
+    base: float = 1.0
+    cap: float = 30.0
+    max_crashes: int = 5
+    window: float = 300.0
+
+    def delay(self, crashes: int) -> float:
+        return min(self.cap, self.base * 2 ** (crashes - 1))
 
 
 def start_simulator(home: os.PathLike[str], env: dict[str, str]) -> tuple[Child, str, list[str]]:
@@ -170,7 +192,7 @@ def stop_children(children: Sequence[Child], *, timeout: float) -> None:
 def run_dev(
     settings: Settings, *, ready_timeout: float, stop_timeout: float, demo: bool = True
 ) -> int:
-    """Run until a signal or a service's death; returns the process exit code."""
+    """Run until a signal, or until a service keeps crashing; returns the exit code."""
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -230,7 +252,12 @@ def run_dev(
                     emit=lambda line: print(line, flush=True),
                 )
                 monitor.start()
-                code = supervise(children, stop)
+                code = supervise(
+                    children,
+                    stop,
+                    say=lambda line: print(line, flush=True),
+                    beats=lambda: read_beats(client),
+                )
         finally:
             if monitor is not None:
                 monitor.stop()
@@ -243,15 +270,82 @@ def run_dev(
     return code
 
 
-def supervise(children: Sequence[Child], stop: threading.Event) -> int:
-    """Wait for a stop signal; a service that dies meanwhile stops the whole system."""
-    while not stop.wait(0.5):
-        for child in children:
-            if child.process.poll() is not None:
+def supervise(
+    children: list[Child],
+    stop: threading.Event,
+    *,
+    policy: RestartPolicy = RestartPolicy(),
+    restart: Callable[[Child], Child] = respawn,
+    say: Callable[[str], None] = print,
+    beats: Callable[[], list[Beat]] = list,
+) -> int:
+    """Wait for a stop signal, restarting a service that dies meanwhile (with back-off).
+
+    ``children`` is updated in place (the caller stops whatever is in it at the end). A child
+    that cannot be restarted (the simulator: its port and proxies are the services' settings),
+    or a service that keeps crashing, stops the whole system: 1. ``beats`` (the heartbeats)
+    tells when a restarted service is ready again.
+    """
+    crashes: dict[str, list[float]] = {}
+    due: dict[int, float] = {}  # child index -> when to restart it
+    restarted: dict[str, float] = {}  # service -> wall time of its restart, until ready again
+    while not stop.wait(0.2):
+        now = time.monotonic()
+        if restarted:
+            try:
+                ready = [b for b in beats() if b.state == "ready"]
+            except redis.RedisError:
+                ready = []
+            for service, at in list(restarted.items()):
+                if any(b.service == service and b.started_at >= at for b in ready):
+                    del restarted[service]
+                    say(f"service  {service} ready again")
+        for i, child in enumerate(children):
+            if i in due:
+                if now >= due[i]:
+                    del due[i]
+                    restarted[child.service] = time.time()
+                    children[i] = restart(child)
+                    say(f"service  {child.service} restarted (pid {children[i].pid})")
+                continue
+            code = child.process.poll()
+            if code is None:
+                continue
+            child.kill_group()  # the worker processes of a dramatiq main that died
+            if child.env is None:
                 log.error(
-                    "service exited unexpectedly; stopping everything",
+                    "a process the services need exited; stopping everything",
                     service=child.service,
-                    code=child.process.returncode,
+                    code=code,
                 )
                 return 1
+            recent = [t for t in crashes.get(child.service, []) if now - t < policy.window]
+            recent.append(now)
+            crashes[child.service] = recent
+            if len(recent) > policy.max_crashes:
+                log.error(
+                    "service keeps crashing; stopping everything",
+                    service=child.service,
+                    code=code,
+                    crashes=len(recent),
+                    within_seconds=policy.window,
+                )
+                say(
+                    f"service  {child.service} exited with code {code}, crash {len(recent)} "
+                    f"in {policy.window:.0f}s: giving up, stopping everything"
+                )
+                return 1
+            delay = policy.delay(len(recent))
+            log.warning(
+                "service exited unexpectedly; restarting it",
+                service=child.service,
+                code=code,
+                crash=len(recent),
+                restart_in_seconds=delay,
+            )
+            say(
+                f"service  {child.service} exited with code {code}; restarting in {delay:g}s "
+                f"(crash {len(recent)} of {policy.max_crashes} allowed in {policy.window:.0f}s)"
+            )
+            due[i] = now + delay
     return 0

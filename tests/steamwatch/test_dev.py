@@ -120,6 +120,16 @@ def test_dev_runs_the_whole_system_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -
         )
         assert tail.returncode == 0, tail.stderr
         assert json.loads(tail.stdout)["schema"] == 1
+        # A service that dies is restarted, as a Deployment would, and the feed says so.
+        os.kill(pids["publisher"], signal.SIGKILL)
+        assert output.wait_for("service  publisher restarted", timeout=30), "".join(output.lines)[
+            -3000:
+        ]
+        assert any(
+            "service  publisher exited with code -9; restarting in 1s" in line
+            for line in output.lines
+        )
+        assert output.wait_for("service  publisher ready again", timeout=60)
 
         started_stop = time.monotonic()
         process.send_signal(signal.SIGINT)  # what Ctrl-C delivers to the foreground process
