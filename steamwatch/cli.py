@@ -262,5 +262,50 @@ def tail(
         pass
 
 
+@main.command()
+@click.option(
+    "--show-secrets",
+    is_flag=True,
+    help="Print URLs with their passwords (masked otherwise, and left out of the exports).",
+)
+def env(show_secrets: bool) -> None:
+    """Print `export` lines for the stores of a running `make run`, for `eval "$(steamwatch env)"`.
+
+    Then `steamwatch tail`, `redis-cli -u "$STEAMWATCH_REDIS_URL"` and `psql` work from any
+    folder. Also lists each service's /metrics, /healthz and /readyz. Exit 1 when no
+    `make run` is running under STEAMWATCH_HOME.
+    """
+    import shlex
+    from urllib.parse import urlsplit
+
+    from shared.observability import SecretURL
+    from steamwatch.discovery import read_stores
+
+    settings = settings_or_exit()
+    home = settings.home.resolve()
+    stores = read_stores(home) or {}
+    urls = {
+        "STEAMWATCH_DATABASE_URL": settings.database_url or stores.get("database_url"),
+        "STEAMWATCH_REDIS_URL": settings.redis_url or stores.get("redis_url"),
+    }
+    if not stores and not all(urls.values()):
+        fail(
+            f"no running `make run` found in {home} (its stores.json); run this in the folder "
+            "`make run` runs in, or set STEAMWATCH_HOME to its .steamwatch folder",
+            code=1,
+        )
+    click.echo(f"export STEAMWATCH_HOME={shlex.quote(str(home))}")
+    for name, value in urls.items():
+        if value is None:
+            continue
+        url = value if isinstance(value, SecretURL) else SecretURL(str(value))
+        if urlsplit(url.reveal()).password is not None and not show_secrets:
+            click.echo(f"# {name}={url.masked}  (has a password: --show-secrets prints it)")
+        else:
+            click.echo(f"export {name}={shlex.quote(url.reveal())}")
+    for service, base in (stores.get("services") or {}).items():
+        click.echo(f"# {service}: {base}/metrics {base}/healthz {base}/readyz")
+
+
 if __name__ == "__main__":
     main()

@@ -41,10 +41,12 @@ def redis_url_of(settings: Settings) -> str:
     stores = read_stores(settings.home)
     if stores is None:
         fail(
-            "set STEAMWATCH_REDIS_URL, or run this beside `steamwatch dev` "
-            f"(no running stores found in {settings.home})"
+            "set STEAMWATCH_REDIS_URL, or run this beside `steamwatch dev` (`make run`): no "
+            f"running stores found in {settings.home.resolve()}; from another folder, set "
+            "STEAMWATCH_HOME to the .steamwatch folder `make run` uses, or "
+            '`eval "$(steamwatch env)"` there'
         )
-    return stores["redis_url"]
+    return str(stores["redis_url"])
 
 
 @contextmanager
@@ -55,7 +57,7 @@ def database_url_of(settings: Settings) -> Iterator[str]:
         return
     stores = read_stores(settings.home)
     if stores is not None and "database_url" in stores:
-        yield stores["database_url"]
+        yield str(stores["database_url"])
         return
     from steamwatch.embedded import stores as embedded
 

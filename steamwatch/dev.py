@@ -29,6 +29,7 @@ import structlog
 
 from shared.config import Settings
 from shared.db import migrate
+from shared.observability import SecretURL
 from shared.runtime import Beat, die_with_parent, read_beats, sync_client
 from steamwatch.demo import seed_demo
 from steamwatch.discovery import remove_stores, write_stores
@@ -225,6 +226,13 @@ def run_dev(
                     if added:
                         log.info("demo watches added", count=added)
             ports = free_ports(len(SERVICES))
+            bases = {s: f"http://127.0.0.1:{p}" for s, p in zip(SERVICES, ports, strict=True)}
+            write_stores(
+                settings.home,
+                database_url=urls.database_url,
+                redis_url=urls.redis_url,
+                services=bases,
+            )
             for service, port in zip(SERVICES, ports, strict=True):
                 children.append(
                     spawn(
@@ -241,11 +249,7 @@ def run_dev(
                 log.error("steamwatch did not start", reason=problem)
                 code = 1
             elif not stop.is_set():
-                print("steamwatch ready: " + ", ".join(SERVICES) + " (Ctrl-C stops)", flush=True)
-                print("  events: `steamwatch tail` in another terminal, or below", flush=True)
-                served = dict(zip(SERVICES, ports, strict=True))
-                urls_of = [f"{s} http://127.0.0.1:{p}/metrics" for s, p in served.items()]
-                print("  metrics and health: " + ", ".join(urls_of), flush=True)
+                print(banner(urls.database_url, urls.redis_url, bases), flush=True)
                 monitor = Monitor(
                     database_url=urls.database_url,
                     redis_url=urls.redis_url,
@@ -268,6 +272,23 @@ def run_dev(
         log.info("stopping stores")
     print("steamwatch stopped", flush=True)
     return code
+
+
+def banner(database_url: str, redis_url: str, services: dict[str, str]) -> str:
+    """What ``make run`` prints once ready: where everything is, passwords masked."""
+    width = max(len(s) for s in services)
+    lines = [
+        "steamwatch ready: " + ", ".join(services) + " (Ctrl-C stops)",
+        f"  PostgreSQL  {SecretURL(database_url).masked}",
+        f"  Redis       {SecretURL(redis_url).masked}",
+        *(
+            f"  {service:<{width}}  {base}/metrics  {base}/healthz  {base}/readyz"
+            for service, base in services.items()
+        ),
+        '  in another terminal: eval "$(.venv/bin/steamwatch env)", then `steamwatch tail`,',
+        '  `steamwatch status` or `redis-cli -u "$STEAMWATCH_REDIS_URL"`; events also below',
+    ]
+    return "\n".join(lines)
 
 
 def supervise(

@@ -9,19 +9,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 FILE = "stores.json"
 
 
-def write_stores(home: Path, *, database_url: str, redis_url: str) -> Path:
+def write_stores(
+    home: Path, *, database_url: str, redis_url: str, services: dict[str, str] | None = None
+) -> Path:
+    """Write where the stores are (and each service's health and metrics base URL, if known)."""
     path = home / FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"database_url": database_url, "redis_url": redis_url}))
+    data: dict[str, object] = {"database_url": database_url, "redis_url": redis_url}
+    if services:
+        data["services"] = services
+    path.write_text(json.dumps(data))
     path.chmod(0o600)
     return path
 
 
-def read_stores(home: Path) -> dict[str, str] | None:
+def read_stores(home: Path) -> dict[str, Any] | None:
     try:
         data = json.loads((home / FILE).read_text())
     except (OSError, ValueError):

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+import redis
 
 SECRET = "hunter2-very-secret"
 
@@ -120,6 +123,24 @@ def test_dev_runs_the_whole_system_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -
         )
         assert tail.returncode == 0, tail.stderr
         assert json.loads(tail.stdout)["schema"] == 1
+        # The banner says where everything is; `steamwatch env` gives it to other terminals.
+        banner = "".join(output.lines)
+        for service in ("scheduler", "fetcher", "publisher", "watchdog"):
+            assert re.search(
+                rf"  {service} +http://127\.0\.0\.1:\d+/metrics .*/healthz .*/readyz", banner
+            )
+        assert re.search(r"  Redis +redis://127\.0\.0\.1:\d+", banner)
+        exports = subprocess.run(
+            [sys.executable, "-m", "steamwatch", "env"],
+            env=_env(STEAMWATCH_HOME=str(home)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert exports.returncode == 0, exports.stderr
+        [redis_line] = [x for x in exports.stdout.splitlines() if "STEAMWATCH_REDIS_URL=" in x]
+        redis_url = redis_line.split("=", 1)[1]
+        assert redis.Redis.from_url(redis_url).xlen("steamwatch:events") >= 1
         # A service that dies is restarted, as a Deployment would, and the feed says so.
         os.kill(pids["publisher"], signal.SIGKILL)
         assert output.wait_for("service  publisher restarted", timeout=30), "".join(output.lines)[
