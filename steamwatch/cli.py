@@ -144,6 +144,10 @@ def _exec_dramatiq(service: str, settings: Settings) -> NoReturn:
     # is twice that): a wave of checks spreads over every process and replica instead of
     # waiting in the first one's memory while the others idle.
     os.environ.setdefault("dramatiq_queue_prefetch", str(threads))
+    # dramatiq pipes its workers' output through its main process, so a worker never sees a
+    # terminal: decide the format here, where the terminal is, for one format on screen.
+    if settings.log_format == "auto":
+        os.environ["STEAMWATCH_LOG_FORMAT"] = "console" if sys.stderr.isatty() else "json"
     argv = [
         sys.executable,
         "-m",

@@ -38,8 +38,10 @@ async def status_line(db: Database, client: redis.asyncio.Redis) -> str:
     queues = {q.queue: q for q in await all_queue_stats(client)}
     dead = sum(q.dead for q in queues.values())
     return (
-        f"status: {row.checks} checks/min, {row.failing} failing, {row.stalled} stalled, "
-        f"{row.failed} failed, queues checks={queues[CHECKS_QUEUE].ready} "
+        # Successful checks only (a failed one stores no snapshot): the dashboard's rate counts
+        # both, so the line says which; failing watches are counted beside it.
+        f"status: {row.checks} successful checks/min, watches: {row.failing} failing, "
+        f"{row.stalled} stalled, {row.failed} failed; queues checks={queues[CHECKS_QUEUE].ready} "
         f"results={queues[RESULTS_QUEUE].ready} dead={dead}, lag {float(row.lag):.1f}s"
     )
 

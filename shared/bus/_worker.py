@@ -116,13 +116,14 @@ class WorkerHeartbeat(Middleware):
         also = self._progress.beat if self._progress is not None else None
         self._thread = HeartbeatThread(heart, client, also=also)
         self._thread.start()
-        log.info("service ready", worker_threads=worker.worker_threads)
+        log.info("worker ready", worker_threads=worker.worker_threads)
 
     def before_process_message(self, broker: Broker, message: Any) -> None:
         if self._progress is not None:
             self._progress.took_message()
 
     def before_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
+        log.info("worker stopping")
         if self._thread is not None:
             self._thread.heart.state = "stopping"
 
@@ -133,7 +134,7 @@ class WorkerHeartbeat(Middleware):
         if self._progress is not None:
             self._progress.remove()
             self._progress = None
-        log.info("service stopped")
+        log.info("worker stopped")
 
 
 def _loop_answers() -> bool:

@@ -17,6 +17,8 @@ from structlog.typing import EventDict, WrappedLogger
 
 from shared.observability._secrets import redact_text
 
+QUIET_LIBRARIES = ("apscheduler", "pgserver", "alembic", "dramatiq", "asyncio", "aiohttp")
+
 
 def _redact(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     """Mask ``scheme://user:password@`` in every string value, whatever logged it."""
@@ -63,8 +65,10 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Chatty at INFO and not useful to an operator.
-    logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
+    # Libraries speak at WARNING and above unless DEBUG is asked for: at INFO they fill a
+    # terminal with job runs, initdb output and worker boot chatter an operator does not need.
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
     structlog.configure(
         processors=[
             *shared_processors,

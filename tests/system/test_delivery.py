@@ -193,7 +193,7 @@ async def test_500_checks_in_flight_stay_within_the_pool_bounds(
     system.start("fetcher", **env)
     system.start("publisher", **env)
     # Let the fetchers boot before anything is due, so the 500 arrive together.
-    assert await until(lambda: _logged(system, "Worker process is ready"), within=60)
+    assert await until(lambda: _logged(system, "worker ready"), within=60)
     system.start("scheduler", **env)
     peak = 0
     started = time.monotonic()

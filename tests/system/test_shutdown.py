@@ -47,7 +47,7 @@ async def test_sigterm_to_a_fetcher_holding_slow_checks_exits_in_grace_and_loses
     }
     first = system.start("fetcher", **env)
     system.start("publisher", **env)
-    assert await until(lambda: _logged(system, "Worker process is ready"), within=60)
+    assert await until(lambda: _logged(system, "worker ready"), within=60)
     system.start("scheduler", **env)
 
     async def busy() -> bool:  # the first fetcher holds 8 checks, the other 16 wait for it
@@ -121,15 +121,15 @@ async def test_a_repeated_sigterm_still_drains_and_exits(
     """dramatiq's main passes every SIGTERM on; its workers take a second one as "kill", which
     with the AsyncIO middleware leaves the process hanging. A repeat must change nothing."""
     fetcher = system.start("fetcher", **FAST)
-    assert await until(lambda: _logged(system, "Worker process is ready"), within=60)
+    assert await until(lambda: _logged(system, "worker ready"), within=60)
     workers = {b.instance for b in _beats(redis_url) if b.service == "fetcher"}
     assert workers
     fetcher.stopped_on_purpose = True
     fetcher.process.send_signal(signal.SIGTERM)
     # Once the worker has begun to stop (signals sent together may merge into one), another.
-    assert await until(lambda: _logged(system, "Stopping worker process"), within=30, every=0.02)
+    assert await until(lambda: _logged(system, "worker stopping"), within=30, every=0.02)
     fetcher.process.send_signal(signal.SIGTERM)
     code = await asyncio.to_thread(fetcher.process.wait, 60)
     assert code == 0, fetcher.text()[-3000:]
     assert '"stop signal repeated; still draining"' in fetcher.text()
-    assert '"Worker has been shut down."' in fetcher.text()
+    assert '"worker stopped"' in fetcher.text()

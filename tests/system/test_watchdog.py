@@ -58,7 +58,7 @@ async def test_a_fetcher_worker_killed_mid_check_loses_no_task_and_duplicates_no
     fetcher = system.start("fetcher", **env)
     system.start("publisher", **env)
     system.start("watchdog", **env)
-    assert await until(lambda: _logged(system, "Worker process is ready"), within=60)
+    assert await until(lambda: _logged(system, "worker ready"), within=60)
     system.start("scheduler", **env)
 
     async def all_in_flight() -> bool:
