@@ -148,7 +148,7 @@ class EmbeddedRedis:
         from redis.retry import Retry
 
         client, self._client = self._client, None
-        if client is None:
+        if client is None or self.port is None:  # start() sets both
             return
         pid = client.pid
         # A client of its own that does not retry: the server closes the connection as it
