@@ -330,12 +330,14 @@ def show(task_id: int, history: int, as_json: bool) -> None:
     )
     table = Table(*(Column(h, overflow="fold") for h in headers), title="latest checks")
     for check in checks:
-        prices = [money(getattr(check, name), check.currency) for name in MONEY_COLUMNS]
-        table.add_row(
+        price = {name: money(getattr(check, name), check.currency) for name in MONEY_COLUMNS}
+        table.add_row(  # by name, in the headers' order
             when(check.checked_at),
-            *prices[:2],
+            price["lowest_price"],
+            price["median_price"],
             or_dash(check.volume),
-            *prices[2:],
+            price["lowest_sell"],
+            price["highest_buy"],
             f"{or_dash(check.sell_count)}/{or_dash(check.buy_count)}",
             or_dash(None if check.listings is None else len(check.listings)),
             or_dash(check.source),

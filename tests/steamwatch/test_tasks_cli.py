@@ -319,6 +319,33 @@ async def test_show_formats_the_latest_checks(db: Database, database_url: str) -
     assert "11,02€" not in drawn.stdout
 
 
+async def test_show_puts_each_side_of_the_order_book_under_its_own_header(
+    db: Database, database_url: str
+) -> None:
+    (task_id,) = await seed(db, watch("bob", ASIIMOV, "order_book", max_lowest_sell="40,00€"))
+    async with db.session_scope() as session:
+        await session.execute(
+            insert(PriceSnapshot).values(
+                task_id=task_id,
+                lease_token=uuid.uuid4(),
+                currency=EUR,
+                lowest_sell=4321,
+                highest_buy=1234,
+                sell_count=9,
+                buy_count=5,
+                source="itemordershistogram",
+            )
+        )
+    drawn = await cli(database_url, "show", str(task_id), COLUMNS="250")
+    assert drawn.returncode == 0, drawn.stderr
+    lines = drawn.stdout.splitlines()
+    [header] = [line for line in lines if "lowest sell" in line]
+    [row] = [line for line in lines if "43,21€" in line]
+    for title, value in (("lowest sell", "43,21€"), ("highest buy", "12,34€")):
+        start = header.index(title)
+        assert row[start : start + len(title)].strip().startswith(value), (title, header, row)
+
+
 async def test_show_of_an_unknown_id_names_it(db: Database, database_url: str) -> None:
     await seed(db, *EXISTING)
     done = await cli(database_url, "show", "42")
