@@ -21,6 +21,14 @@ def describe(event: Event) -> str:
         detail = f"listing {data.get('listing_id')} at {texts.get('price', '?')}"
         if data.get("float_value"):
             detail += f" (float {data['float_value']})"
+    elif event.kind == "order_book":
+        sides = {"lowest_sell": "sell", "highest_buy": "buy"}
+        detail = ", ".join(
+            f"{sides[side]} {texts.get(side, '?')} {'<=' if side == 'lowest_sell' else '>='} "
+            f"{texts.get('max_lowest_sell' if side == 'lowest_sell' else 'min_highest_buy', '?')}"
+            for side in data.get("reasons") or []
+            if side in sides
+        ) or ", ".join(f"{k} {v}" for k, v in texts.items())
     elif event.kind in ("stalled", "failed"):
         detail = str(data.get("error") or "")
     else:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -183,6 +184,12 @@ def _unique(ids: Sequence[int]) -> list[int]:
     metavar="PRICE",
     help="order_book: alert when the highest buy is at or over.",
 )
+@click.option(
+    "--match",
+    type=click.Choice(["any", "all"]),
+    help="order_book with both thresholds: alert when either side meets its threshold (any, "
+    "the default) or only when both do at once (all). The event names the side(s) that matched.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the new task as JSON, not its id.")
 def add(as_json: bool, **options: str | None) -> None:
     """Add a watch and print its id.
@@ -196,7 +203,7 @@ def add(as_json: bool, **options: str | None) -> None:
     try:
         spec = parse_task(definition, min_interval=settings.min_check_interval)
     except TaskSpecError as e:
-        fail(str(e))
+        fail(_as_flags(e, options))
     task = _on_database(settings, lambda db: _add(db, spec))
     if as_json:
         echo_json(task_json(task))
@@ -357,6 +364,16 @@ async def _show(db: Database, task_id: int, history: int) -> tuple[Task, list[Pr
             .limit(history)
         )
         return task, list(checks)
+
+
+def _as_flags(error: TaskSpecError, options: Mapping[str, object]) -> str:
+    """The error in the words the user typed: ``--max-price``, not ``max_price``."""
+
+    def flag(name: str) -> str:
+        return f"--{name.replace('_', '-')}" if name in options else name
+
+    reason = re.sub(r"\b[a-z]+(?:_[a-z]+)+\b", lambda m: flag(m.group(0)), error.reason)
+    return f"{flag(error.field)}: {reason}"
 
 
 # --- pause, resume, rm ----------------------------------------------------------------------

@@ -55,7 +55,7 @@ def money(minor: Any, currency: int) -> str:
 
 
 def watching(task: Task) -> str:
-    """The conditions in words: "<= 12,50€", "sell <= 1,00€, buy >= 0,80€"."""
+    """The conditions in words: "<= 12,50€", "sell <= 1,00€ or buy >= 0,80€"."""
     given = task.conditions or {}
     parts = []
     if "max_price" in given:
@@ -66,6 +66,10 @@ def watching(task: Task) -> str:
         parts.append(f"sell <= {money(given['max_lowest_sell'], task.currency)}")
     if "min_highest_buy" in given:
         parts.append(f"buy >= {money(given['min_highest_buy'], task.currency)}")
+    if given.get("match") == "all" and len(parts) > 1:
+        return " and ".join(parts)
+    if "max_lowest_sell" in given and "min_highest_buy" in given:
+        return " or ".join(parts)
     return ", ".join(parts) or json.dumps(given)
 
 

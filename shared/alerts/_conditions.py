@@ -96,13 +96,18 @@ class NewListingCondition(_Condition):
 
 
 class OrderBookCondition(_Condition):
-    """The best sell offer is at or under a threshold, or the best buy order at or over one."""
+    """The best sell offer at or under a threshold, the best buy order at or over one.
+
+    With both thresholds, ``match`` says how they combine: ``any`` (either side is enough, the
+    default) or ``all`` (both sides at once).
+    """
 
     KIND: ClassVar[WatchKind] = "order_book"
     PRICE_FIELDS: ClassVar[tuple[str, ...]] = ("max_lowest_sell", "min_highest_buy")
 
     max_lowest_sell: Price | None = None
     min_highest_buy: Price | None = None
+    match: Literal["any", "all"] = "any"
 
     @model_validator(mode="after")
     def _something_to_watch(self) -> OrderBookCondition:
@@ -234,14 +239,17 @@ def _order_book(condition: OrderBookCondition, result: Result, was_met: bool) ->
     if not isinstance(result, OrderBook):
         raise WrongResult(condition.KIND, result)
     sell, buy = result.lowest_sell, result.highest_buy
-    reasons: list[str] = []
-    if condition.max_lowest_sell is not None and sell is not None:
-        if sell <= condition.max_lowest_sell:
+    watched: list[str] = []
+    reasons: list[str] = []  # the sides that matched, named in the event
+    if condition.max_lowest_sell is not None:
+        watched.append("lowest_sell")
+        if sell is not None and sell <= condition.max_lowest_sell:
             reasons.append("lowest_sell")
-    if condition.min_highest_buy is not None and buy is not None:
-        if buy >= condition.min_highest_buy:
+    if condition.min_highest_buy is not None:
+        watched.append("highest_buy")
+        if buy is not None and buy >= condition.min_highest_buy:
             reasons.append("highest_buy")
-    met = bool(reasons)
+    met = reasons == watched if condition.match == "all" else bool(reasons)
     if not met or was_met:
         return Evaluation(state={"met": met})
     data = {
@@ -258,6 +266,7 @@ def _order_book(condition: OrderBookCondition, result: Result, was_met: bool) ->
         ),
         "currency": result.currency,
         "reasons": reasons,
+        "match": condition.match,
     }
     return Evaluation(state={"met": True}, signals=(Signal("order_book", "book", data),))
 

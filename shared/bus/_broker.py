@@ -117,6 +117,11 @@ class Broker(RedisBroker):
                 # message handed out so far is now held by nobody.
                 self._handed_out.pop(queue, None)
 
+    def lost(self, queue: str) -> bool:
+        """Whether a consumer of ``queue`` lost Redis and its successor has not reconciled yet."""
+        with self._lock:
+            return queue in self._reconcile
+
     def reconcile(self, queue: str) -> None:
         """Hand back what this worker holds in Redis for ``queue`` but is not processing."""
         with self._lock:

@@ -57,6 +57,7 @@ _DURATION = re.compile(r"([0-9]{1,12}) ?([smhd]?)", re.IGNORECASE)
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _NUMBER_MAX_LENGTH = 64
+_COMMA_NUMBER = re.compile(r"[+-]?[0-9]+,[0-9]+")
 # Control characters, lone surrogates and line/paragraph separators; other Unicode is fine.
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 
@@ -89,8 +90,9 @@ class TaskSpec:
 
     @property
     def conditions(self) -> dict[str, Any]:
-        """The conditions as stored in the JSONB column (minor units, no unset fields)."""
-        return self.condition.model_dump(mode="json", exclude_none=True)
+        """The conditions as stored in the JSONB column (minor units, no unset or default
+        fields: an order book's ``match`` is stored only when it is ``all``)."""
+        return self.condition.model_dump(mode="json", exclude_defaults=True)
 
     def row(self) -> dict[str, Any]:
         """Column values for an INSERT into ``tasks``; the rest take the table's defaults."""
@@ -272,6 +274,15 @@ def _price(field: str, value: object, currency: int) -> int:
         if len(text) > _NUMBER_MAX_LENGTH:
             raise TaskSpecError(field, f"must be at most {_NUMBER_MAX_LENGTH} characters")
         amount = Decimal(text)
+    elif (
+        isinstance(value, str)
+        and _COMMA_NUMBER.fullmatch(text := value.strip())
+        and _decimal_comma(currency)
+    ):
+        # "10,5" in a currency Steam writes with a decimal comma (12,50€): the same number.
+        if len(text) > _NUMBER_MAX_LENGTH:
+            raise TaskSpecError(field, f"must be at most {_NUMBER_MAX_LENGTH} characters")
+        amount = Decimal(text.replace(",", "."))
     elif isinstance(value, str):
         try:
             amount = Decimal(parse_price(value, currency)).scaleb(-minor_digits(currency))
@@ -283,6 +294,11 @@ def _price(field: str, value: object, currency: int) -> int:
     else:
         raise TaskSpecError(field, f"must be a number or a price text, got {value!r}")
     return _minor_units(field, amount, currency)
+
+
+def _decimal_comma(currency: int) -> bool:
+    """Whether Steam writes ``currency`` with a decimal comma (12,50€), not a point ($12.50)."""
+    return "12,5" in format_price(1250, currency)
 
 
 def _minor_units(field: str, amount: Decimal, currency: int) -> int:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from sqlalchemy import insert, update
 
+from shared.alerts import Event
 from shared.db import Database, PriceSnapshot, Task
 from shared.runtime import async_client
 from steamwatch.monitor import status_line
+from steamwatch.tail import describe
 from tests.fixtures.tasks import add_tasks
 
 
@@ -38,3 +41,36 @@ async def test_the_status_line_says_its_checks_are_the_successful_ones(
         "status: 4 successful checks/min, watches: 1 failing, 1 stalled, 0 failed; "
         "queues checks=0 results=0 dead=0, lag "
     )
+
+
+def test_an_order_book_event_line_names_the_side_that_matched() -> None:
+    event = Event.from_json(
+        json.dumps(
+            {
+                "schema": 1,
+                "id": "e1",
+                "kind": "order_book",
+                "task_id": 7,
+                "owner": "bob",
+                "item": {
+                    "appid": 730,
+                    "market_hash_name": "AWP | Asiimov (Field-Tested)",
+                    "currency": 3,
+                },
+                "at": "2026-12-03T06:00:00Z",
+                "data": {
+                    "lowest_sell": 4321,
+                    "highest_buy": 1234,
+                    "max_lowest_sell": 4000,
+                    "min_highest_buy": 1200,
+                    "lowest_sell_text": "43,21€",
+                    "highest_buy_text": "12,34€",
+                    "max_lowest_sell_text": "40,00€",
+                    "min_highest_buy_text": "12,00€",
+                    "reasons": ["highest_buy"],
+                    "match": "any",
+                },
+            }
+        )
+    )
+    assert describe(event).endswith("AWP | Asiimov (Field-Tested): buy 12,34€ >= 12,00€")

@@ -108,53 +108,53 @@ def add_args(**changes: str | None) -> list[str]:
 
 
 BAD_ADDS = [
-    pytest.param(add_args(owner=None), "owner: is required", id="owner-missing"),
-    pytest.param(add_args(owner=""), "owner: must not be empty", id="owner-empty"),
-    pytest.param(add_args(owner="o" * 65), "owner: must be at most 64", id="owner-too-long"),
-    pytest.param(add_args(owner="car\x07ol"), "owner: must not contain control", id="owner-ctrl"),
-    pytest.param(add_args(appid="cs2"), "appid: must be a whole number", id="appid-text"),
-    pytest.param(add_args(appid="730.5"), "appid: must be a whole number", id="appid-float"),
-    pytest.param(add_args(appid="0"), "appid: must be between 1 and", id="appid-zero"),
-    pytest.param(add_args(appid="-730"), "appid: must be between 1 and", id="appid-negative"),
-    pytest.param(add_args(appid=str(2**31)), "appid: must be between 1", id="appid-too-big"),
-    pytest.param(add_args(item="   "), "item: must not be empty", id="item-blank"),
-    pytest.param(add_args(item="x" * 256), "item: must be at most 255", id="item-too-long"),
-    pytest.param(add_args(item="AWP\nAsiimov"), "item: must not contain control", id="item-nl"),
-    pytest.param(add_args(currency="XBT"), "currency: 'XBT' is not a supported", id="cur-code"),
-    pytest.param(add_args(currency="99"), "currency: '99' is not a supported", id="cur-id"),
-    pytest.param(add_args(kind="cheapest"), "kind: must be one of", id="kind-unknown"),
-    pytest.param(add_args(kind=None), "kind: is required", id="kind-missing"),
-    pytest.param(add_args(interval="29"), "interval: must be at least 30", id="interval-floor"),
-    pytest.param(add_args(interval="8d"), "interval: must be at most 7 days", id="interval-max"),
-    pytest.param(add_args(interval="soon"), "interval: must be whole seconds", id="interval-txt"),
-    pytest.param(add_args(max_price=None), "max_price: is required", id="price-missing"),
-    pytest.param(add_args(max_price="12.505"), "max_price: has more decimals", id="price-3dp"),
-    pytest.param(add_args(max_price="$3.49"), "max_price: cannot read '$3.49'", id="price-usd"),
-    pytest.param(add_args(max_price="0"), "max_price: must be greater than 0", id="price-zero"),
+    pytest.param(add_args(owner=None), "--owner: is required", id="owner-missing"),
+    pytest.param(add_args(owner=""), "--owner: must not be empty", id="owner-empty"),
+    pytest.param(add_args(owner="o" * 65), "--owner: must be at most 64", id="owner-too-long"),
+    pytest.param(add_args(owner="car\x07ol"), "--owner: must not contain control", id="owner-ctrl"),
+    pytest.param(add_args(appid="cs2"), "--appid: must be a whole number", id="appid-text"),
+    pytest.param(add_args(appid="730.5"), "--appid: must be a whole number", id="appid-float"),
+    pytest.param(add_args(appid="0"), "--appid: must be between 1 and", id="appid-zero"),
+    pytest.param(add_args(appid="-730"), "--appid: must be between 1 and", id="appid-negative"),
+    pytest.param(add_args(appid=str(2**31)), "--appid: must be between 1", id="appid-too-big"),
+    pytest.param(add_args(item="   "), "--item: must not be empty", id="item-blank"),
+    pytest.param(add_args(item="x" * 256), "--item: must be at most 255", id="item-too-long"),
+    pytest.param(add_args(item="AWP\nAsiimov"), "--item: must not contain control", id="item-nl"),
+    pytest.param(add_args(currency="XBT"), "--currency: 'XBT' is not a supported", id="cur-code"),
+    pytest.param(add_args(currency="99"), "--currency: '99' is not a supported", id="cur-id"),
+    pytest.param(add_args(kind="cheapest"), "--kind: must be one of", id="kind-unknown"),
+    pytest.param(add_args(kind=None), "--kind: is required", id="kind-missing"),
+    pytest.param(add_args(interval="29"), "--interval: must be at least 30", id="interval-floor"),
+    pytest.param(add_args(interval="8d"), "--interval: must be at most 7 days", id="interval-max"),
+    pytest.param(add_args(interval="soon"), "--interval: must be whole seconds", id="interval-txt"),
+    pytest.param(add_args(max_price=None), "--max-price: is required", id="price-missing"),
+    pytest.param(add_args(max_price="12.505"), "--max-price: has more decimals", id="price-3dp"),
+    pytest.param(add_args(max_price="$3.49"), "--max-price: cannot read '$3.49'", id="price-usd"),
+    pytest.param(add_args(max_price="0"), "--max-price: must be greater than 0", id="price-zero"),
     pytest.param(
         add_args(kind="new_listings", float_min="0.5", float_max="0.2"),
-        "float_min: must not exceed float_max",
+        "--float-min: must not exceed --float-max",
         id="float-range",
     ),
     pytest.param(
         add_args(kind="new_listings", float_max="1.5"),
-        "float_max: must be between 0 and 1",
+        "--float-max: must be between 0 and 1",
         id="float-out-of-range",
     ),
     pytest.param(
         add_args(float_min="0.1"),
-        "float_min: is not a field of lowest_price conditions",
+        "--float-min: is not a field of lowest_price conditions",
         id="float-on-lowest-price",
     ),
     pytest.param(
         add_args(kind="order_book", max_price=None),
-        "max_lowest_sell: at least one of",
+        "--max-lowest-sell: at least one of --max-lowest-sell and --min-highest-buy must be set",
         id="book-no-threshold",
     ),
     pytest.param(
-        add_args(kind="order_book", max_price=None, min_highest_buy="0,80"),
-        "min_highest_buy: cannot read '0,80' as a EUR price",
-        id="book-price-no-symbol",
+        add_args(currency="USD", max_price="10,5"),
+        "--max-price: cannot read '10,5' as a USD price",
+        id="price-comma-in-usd",
     ),
     pytest.param(
         add_args(owner="alice", item=REDLINE),
@@ -175,6 +175,59 @@ async def test_a_bad_add_is_refused_naming_the_field_and_changes_nothing(
     assert f"steamwatch: {message}" in done.stderr
     assert done.stdout == ""
     assert await table(db) == before
+
+
+async def test_an_unknown_match_is_refused_naming_the_flag_and_changes_nothing(
+    db: Database, database_url: str
+) -> None:
+    await seed(db, *EXISTING)
+    before = await table(db)
+    args = add_args(kind="order_book", max_price=None, max_lowest_sell="1", match="both")
+    done = await cli(database_url, *args)
+    assert done.returncode == 2
+    assert "Invalid value for '--match': 'both' is not one of 'any', 'all'" in done.stderr
+    assert await table(db) == before
+
+
+async def test_order_book_match_all_is_stored_and_shown_and_any_is_the_default(
+    db: Database, database_url: str
+) -> None:
+    both = await cli(
+        database_url,
+        *add_args(
+            kind="order_book", max_price=None, max_lowest_sell="1,50€", min_highest_buy="0,80"
+        ),
+        "--match",
+        "all",
+    )
+    assert both.returncode == 0, both.stderr
+    either = await cli(
+        database_url,
+        *add_args(
+            kind="order_book",
+            owner="dave",
+            max_price=None,
+            max_lowest_sell="1,50",
+            min_highest_buy="0,80",
+        ),
+    )
+    assert either.returncode == 0, either.stderr
+    rows = await table(db)
+    assert [r["conditions"] for r in rows] == [
+        {"max_lowest_sell": 150, "min_highest_buy": 80, "match": "all"},
+        {"max_lowest_sell": 150, "min_highest_buy": 80},
+    ]
+    listed = await cli(database_url, "list", COLUMNS="250")
+    assert "sell <= 1,50€ and buy >= 0,80€" in listed.stdout
+    assert "sell <= 1,50€ or buy >= 0,80€" in listed.stdout
+
+
+async def test_a_comma_decimal_is_read_in_a_currency_written_with_one(
+    db: Database, database_url: str
+) -> None:
+    done = await cli(database_url, *add_args(currency="EUR", max_price="10,5"))
+    assert done.returncode == 0, done.stderr
+    assert [r["conditions"] for r in await table(db)] == [{"max_price": 1050}]
 
 
 async def test_the_interval_floor_comes_from_the_settings(db: Database, database_url: str) -> None:
@@ -595,9 +648,9 @@ BAD_IMPORTS = [
     ),
     pytest.param(
         "json",
-        bad_json(0, max_price="12,50"),
-        ["line 2 (index 0): max_price: cannot read '12,50' as a EUR price"],
-        id="json-price-no-symbol",
+        bad_json(0, max_price="twelve"),
+        ["line 2 (index 0): max_price: cannot read 'twelve' as a EUR price"],
+        id="json-price-unreadable",
     ),
     pytest.param(
         "json",

@@ -326,6 +326,44 @@ def test_order_book_signals_on_each_rising_edge() -> None:
     assert evaluation.signals[0].data["min_highest_buy_text"] == "0,80€"
 
 
+@pytest.mark.parametrize(
+    ("sell", "buy", "fires", "reasons"),
+    [
+        (90, 85, True, ["lowest_sell", "highest_buy"]),
+        (150, 85, False, ["highest_buy"]),
+        (90, 50, False, ["lowest_sell"]),
+        (150, 50, False, []),
+        (None, 85, False, ["highest_buy"]),
+    ],
+    ids=["both-hold", "buy-only", "sell-only", "neither", "no-sell-orders"],
+)
+def test_order_book_match_all_needs_both_sides_at_once(
+    sell: int | None, buy: int | None, fires: bool, reasons: list[str]
+) -> None:
+    condition = OrderBookCondition(max_lowest_sell=100, min_highest_buy=80, match="all")
+    evaluation = evaluate(condition, book(lowest_sell=sell, highest_buy=buy), None)
+    assert evaluation.state == {"met": fires}
+    assert [(s.data["reasons"], s.data["match"]) for s in evaluation.signals] == (
+        [(reasons, "all")] if fires else []
+    )
+
+
+def test_order_book_match_all_with_one_threshold_is_that_threshold() -> None:
+    condition = OrderBookCondition(min_highest_buy=80, match="all")
+    assert evaluate(condition, book(lowest_sell=None, highest_buy=80), None).state == {"met": True}
+
+
+def test_order_book_match_defaults_to_any_for_stored_conditions_without_it() -> None:
+    condition = parse_conditions("order_book", {"max_lowest_sell": 100}, currency=EUR)
+    assert isinstance(condition, OrderBookCondition) and condition.match == "any"
+
+
+def test_order_book_match_other_than_any_or_all_is_refused_naming_match() -> None:
+    with pytest.raises(InvalidCondition) as caught:
+        parse_conditions("order_book", {"max_lowest_sell": 100, "match": "both"}, currency=EUR)
+    assert caught.value.field == "match"
+
+
 # --- new listings ----------------------------------------------------------------------------
 
 

@@ -112,6 +112,9 @@ def test_messages_held_across_a_lost_connection_are_handed_back(
         client.sadd(broker.acks_key(QUEUE), redis_id)
         client.close()
         own_redis.stop()
+        # Down until the worker's consumer has seen it (a restart quicker than its next fetch
+        # goes unnoticed: redis-py reconnects on its own).
+        assert until_sync(lambda: broker.lost(QUEUE), within=20)
         own_redis.start()
         assert until_sync(lambda: seen == [1, 2], within=20), seen
         client = redis.Redis.from_url(url)

@@ -241,7 +241,7 @@ def test_the_error_is_a_value_error_naming_its_field() -> None:
         ({"max_price": None}, "max_price", "is required"),
         ({"max_price": "12.505"}, "max_price", "more decimals than EUR has (2)"),
         ({"max_price": 0.001}, "max_price", "more decimals than EUR has (2)"),
-        ({"max_price": "12,50"}, "max_price", "no '€' symbol"),
+        ({"currency": "USD", "max_price": "12,50"}, "max_price", "no '$' symbol"),
         ({"max_price": "$3.49"}, "max_price", "cannot read '$3.49' as a EUR price"),
         ({"currency": "USD", "max_price": "$5.001"}, "max_price", "expected 2 digits"),
         ({"max_price": "0"}, "max_price", "greater than 0"),
@@ -267,9 +267,9 @@ def test_the_error_is_a_value_error_naming_its_field() -> None:
             "at least one of max_lowest_sell and min_highest_buy",
         ),
         (
-            {"kind": "order_book", "max_price": None, "min_highest_buy": "0,80"},
+            {"kind": "order_book", "currency": "USD", "max_price": None, "min_highest_buy": "0,80"},
             "min_highest_buy",
-            "no '€' symbol",
+            "no '$' symbol",
         ),
         ({"kind": "order_book"}, "max_price", "not a field of order_book conditions"),
         # the definition itself
@@ -283,6 +283,17 @@ def test_bad_definitions_name_the_field_and_say_what_is_wrong(
     error = rejection(**changes)
     assert error.field == field
     assert reason in error.reason
+
+
+@pytest.mark.parametrize(
+    ("currency", "text", "minor"),
+    [("EUR", "12,50", 1250), ("EUR", "10,5", 1050), ("RUB", "99,9", 9990), ("EUR", "0,80", 80)],
+)
+def test_a_comma_decimal_reads_in_a_currency_steam_writes_with_one(
+    currency: str, text: str, minor: int
+) -> None:
+    spec = task(currency=currency, max_price=text)
+    assert spec.conditions == {"max_price": minor}
 
 
 def test_a_definition_must_be_a_mapping() -> None:
