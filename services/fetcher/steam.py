@@ -53,6 +53,8 @@ class SteamResources(Middleware):
             family=s.steam_family,
             language=s.steam_language,
             country=s.steam_country,
+            # A 429 moves the request to another proxy for at most one request's time more.
+            retry_within=s.http_timeout,
         )
 
     def before_worker_boot(self, broker: Broker, worker: Worker) -> None:

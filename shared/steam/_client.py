@@ -2,9 +2,11 @@
 
 One :class:`SteamClient` per process, over the process's one ``aiohttp.ClientSession`` (made by
 :func:`create_http_session` in a startup hook and closed in the shutdown hook). Every request
-takes a proxy slot first, so the budgets hold across all fetchers; a 429 cools the proxy down,
-a 407 disables it. Which endpoint family is used is configurable, and a family that starts
-answering with HTML or redirects is set aside for a while in favour of the other.
+takes a proxy slot first, so the budgets hold across all fetchers; a 429 cools the proxy down
+and the request moves to another proxy with budget (each proxy once, within ``retry_within``
+seconds; the 429 is raised when none is left), a 407 disables it. Which endpoint family is used
+is configurable, and a family that starts answering with HTML or redirects is set aside for a
+while in favour of the other.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Literal, TypedDict, TypeVar
 from urllib.parse import quote
 
 import aiohttp
+import structlog
 from prometheus_client import Counter, Histogram
 
 from shared.observability import redact_text
@@ -31,7 +34,7 @@ from shared.steam._errors import (
     Unavailable,
 )
 from shared.steam._item import Item
-from shared.steam._proxies import Endpoint, ProxyPool, Slot
+from shared.steam._proxies import Endpoint, ProxyPool, ProxyPoolExhausted, Slot
 from shared.steam._results import Listings, OrderBook, PriceOverview
 
 Family = Literal["legacy", "new"]
@@ -39,6 +42,13 @@ R = TypeVar("R")
 Parser = Callable[[bytes], R]
 
 MAX_BODY = 4 * 1024 * 1024  # a market answer is KBs; anything this large is not one
+
+log = structlog.get_logger(__name__)
+RETRIES = Counter(
+    "steamwatch_steam_retries",
+    "Requests moved to another proxy after an answer that concerned only the proxy (429)",
+    ["endpoint", "reason"],
+)
 
 REQUEST_SECONDS = Histogram(
     "steamwatch_steam_request_seconds",
@@ -61,8 +71,9 @@ def status_class(status: int) -> str:
 def initialize_metrics(pool: ProxyPool) -> None:
     """Every proxy's 429 series from the start, at 0, so rates need no first 429; the pool
     seeds its own."""
-    for proxy in pool.proxies:
-        for endpoint in pool.budgets:
+    for endpoint in pool.budgets:
+        RETRIES.labels(endpoint=endpoint, reason="429")
+        for proxy in pool.proxies:
             RESPONSES.labels(endpoint=endpoint, proxy=proxy.label, status_class="429")
     pool.seed_metrics()
 
@@ -88,6 +99,7 @@ class SteamClient:
         fallback: bool = True,
         fallback_for: float = 600.0,
         cache_size: int = 10_000,
+        retry_within: float = 10.0,
     ) -> None:
         self.http = http
         self.pool = pool
@@ -99,6 +111,7 @@ class SteamClient:
         self.fallback_for = fallback_for
         self._fallback_until = 0.0
         self._cache_size = cache_size
+        self.retry_within = retry_within  # seconds a request may keep moving proxies on 429s
         # (url) -> (etag, last-modified, result): answers to conditional requests.
         self._validators: OrderedDict[str, tuple[str | None, str | None, object]] = OrderedDict()
         self._nameids: dict[tuple[int, str], int] = {}
@@ -265,7 +278,56 @@ class SteamClient:
         conditional: bool = False,
         body_on_500: bool = False,
     ) -> R:
+        """One request; on a 429 the same request through another proxy with budget."""
         slot = await self.pool.acquire(endpoint)
+        tried = {slot.proxy.label}
+        deadline = time.monotonic() + self.retry_within
+        while True:
+            try:
+                return await self._request(
+                    slot,
+                    endpoint,
+                    path,
+                    item=item,
+                    params=params,
+                    parse=parse,
+                    headers=headers,
+                    conditional=conditional,
+                    body_on_500=body_on_500,
+                )
+            except RateLimited as limited:
+                # That proxy is cooling down now (the pool skips it): another may have budget.
+                if len(tried) >= len(self.pool.proxies) or time.monotonic() >= deadline:
+                    raise
+                try:
+                    slot = await self.pool.acquire(endpoint)
+                except ProxyPoolExhausted:
+                    raise limited from None
+                if slot.proxy.label in tried:
+                    raise limited from None
+                tried.add(slot.proxy.label)
+                RETRIES.labels(endpoint=endpoint, reason="429").inc()
+                log.info(
+                    "rate limited; the request moves to another proxy",
+                    endpoint=endpoint,
+                    proxy=limited.proxy,
+                    next_proxy=slot.proxy.label,
+                    tried=len(tried),
+                )
+
+    async def _request(
+        self,
+        slot: Slot,
+        endpoint: Endpoint,
+        path: str,
+        *,
+        item: Item,
+        params: dict[str, str],
+        parse: Parser[R],
+        headers: dict[str, str] | None,
+        conditional: bool,
+        body_on_500: bool,
+    ) -> R:
         url = self.base_url + path
         request_headers = {"Accept-Language": f"{self.language_tag},en;q=0.8", **(headers or {})}
         cache_key = f"{url}?{sorted(params.items())}" if conditional else ""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 import redis.asyncio
+from prometheus_client import REGISTRY
 
 from shared.observability import SecretURL, configure_logging
 from shared.steam import (
@@ -26,6 +27,7 @@ from shared.steam import (
     PriceOverview,
     ProxyAuthFailed,
     ProxyPool,
+    ProxyPoolExhausted,
     RateLimited,
     SteamClient,
     SteamError,
@@ -135,6 +137,64 @@ async def test_a_429_cools_the_proxy_down(rig: Rig) -> None:
     assert caught.value.proxy == client.pool.proxies[0].label
     state = await client.pool.state("priceoverview")
     assert int(state[0]["cooldown_ms"]) > 0  # type: ignore[call-overload]
+
+
+def _retries(endpoint: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "steamwatch_steam_retries_total", {"endpoint": endpoint, "reason": "429"}
+    )
+    return value or 0.0
+
+
+def _rate_limited(stats: dict, client: str) -> int:  # type: ignore[type-arg]
+    endpoints = stats["clients"].get(client, {}).get("endpoints", {})
+    return sum(int(e["rate_limited"]) for e in endpoints.values())
+
+
+def _served(stats: dict, client: str) -> int:  # type: ignore[type-arg]
+    endpoints = stats["clients"].get(client, {}).get("endpoints", {})
+    return sum(int(e["served"]) for e in endpoints.values())
+
+
+async def test_a_429_moves_the_request_to_another_proxy_with_budget(rig: Rig) -> None:
+    """Issue 19, 4: one proxy's 429 must not fail the check while another has budget."""
+    async with LocalProxy(source_address="127.0.0.3") as other:
+        first = SecretURL(rig.proxy.url.replace("http://", f"http://steam:{SECRET}@"))
+        pool = ProxyPool.from_urls(
+            rig.redis, [first, SecretURL(other.url)], budgets=BUDGETS, slack=0
+        )
+        client = SteamClient(http=rig.http, pool=pool, base_url=rig.sim)
+        await rig.fault(mode="rate_limit_storm", client="127.0.0.2", duration_s=30)
+        before = _retries("priceoverview")
+        for _ in range(4):  # whichever proxy the pool hands out first, the storm one gets a turn
+            assert isinstance(await client.price_overview(rig.item), PriceOverview)
+        stats = await rig.stats()
+        assert _rate_limited(stats, "127.0.0.2") == 1  # asked once, then cooling down
+        assert _served(stats, "127.0.0.2") == 0
+        assert _served(stats, "127.0.0.3") == 4  # every check answered, through the other
+        assert _retries("priceoverview") == before + 1
+        state = {s["proxy"]: s for s in await pool.state("priceoverview")}
+        assert int(state[pool.proxies[0].label]["cooldown_ms"]) > 0  # type: ignore[call-overload]
+
+
+async def test_when_every_proxy_answers_429_the_check_fails_having_tried_each_once(
+    rig: Rig,
+) -> None:
+    async with LocalProxy(source_address="127.0.0.3") as other:
+        first = SecretURL(rig.proxy.url.replace("http://", f"http://steam:{SECRET}@"))
+        pool = ProxyPool.from_urls(
+            rig.redis, [first, SecretURL(other.url)], budgets=BUDGETS, slack=0
+        )
+        client = SteamClient(http=rig.http, pool=pool, base_url=rig.sim)
+        await rig.fault(mode="rate_limit_storm", duration_s=30)
+        with pytest.raises(RateLimited):
+            await client.price_overview(rig.item)
+        stats = await rig.stats()
+        assert _rate_limited(stats, "127.0.0.2") == 1
+        assert _rate_limited(stats, "127.0.0.3") == 1
+        # Both cooling down now: the next check finds no proxy and is deferred, not sent.
+        with pytest.raises(ProxyPoolExhausted):
+            await client.price_overview(rig.item)
 
 
 async def test_unknown_item_is_item_not_found_on_every_endpoint(rig: Rig) -> None:
