@@ -23,6 +23,7 @@ from shared.db import Database, PriceSnapshot, Task
 from shared.observability import redact_text
 from shared.steam import (
     Item,
+    ItemNotFound,
     Listings,
     OrderBook,
     PriceOverview,
@@ -108,6 +109,7 @@ async def check_task(fetcher: Fetcher, message: CheckMessage) -> ResultMessage |
 
         result: Result | None = None
         error: str | None = None
+        missing: ItemNotFound | None = None
         try:
             result = await fetch(fetcher.steam, kind, item)
         except ProxyPoolExhausted as e:
@@ -128,6 +130,8 @@ async def check_task(fetcher: Fetcher, message: CheckMessage) -> ResultMessage |
                 return None
             if not isinstance(e, SteamError):  # a bug or an outage: a failed check all the same
                 log.exception("check failed unexpectedly", task_id=task_id)
+            if isinstance(e, ItemNotFound):
+                missing = e
             error = redact_text(f"{type(e).__name__}: {e}")
 
         checked_at = datetime.now(UTC)
@@ -152,7 +156,13 @@ async def check_task(fetcher: Fetcher, message: CheckMessage) -> ResultMessage |
         else:
             assert error is not None
             failure = await release_failure(
-                session, task_id=task_id, token=token, error=error, backoff=fetcher.backoff
+                session,
+                task_id=task_id,
+                token=token,
+                error=error,
+                backoff=fetcher.backoff,
+                permanent=missing is not None and missing.confirmed,
+                not_found=missing is not None,
             )
             if failure is None:
                 CHECKS.labels(outcome="dropped_stale").inc()

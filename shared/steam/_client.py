@@ -46,7 +46,8 @@ MAX_BODY = 4 * 1024 * 1024  # a market answer is KBs; anything this large is not
 log = structlog.get_logger(__name__)
 RETRIES = Counter(
     "steamwatch_steam_retries",
-    "Requests moved to another proxy after an answer that concerned only the proxy (429)",
+    "Requests asked again through another proxy: after a 429 (reason 429), or to confirm that "
+    "an item does not exist (not_found)",
     ["endpoint", "reason"],
 )
 
@@ -73,6 +74,7 @@ def initialize_metrics(pool: ProxyPool) -> None:
     seeds its own."""
     for endpoint in pool.budgets:
         RETRIES.labels(endpoint=endpoint, reason="429")
+        RETRIES.labels(endpoint=endpoint, reason="not_found")
         for proxy in pool.proxies:
             RESPONSES.labels(endpoint=endpoint, proxy=proxy.label, status_class="429")
     pool.seed_metrics()
@@ -278,10 +280,12 @@ class SteamClient:
         conditional: bool = False,
         body_on_500: bool = False,
     ) -> R:
-        """One request; on a 429 the same request through another proxy with budget."""
+        """One request; on a 429 the same request through another proxy with budget; an
+        unknown item asked once more through another proxy, to confirm it."""
         slot = await self.pool.acquire(endpoint)
         tried = {slot.proxy.label}
         deadline = time.monotonic() + self.retry_within
+        missing: ItemNotFound | None = None
         while True:
             try:
                 return await self._request(
@@ -314,6 +318,21 @@ class SteamClient:
                     next_proxy=slot.proxy.label,
                     tried=len(tried),
                 )
+            except ItemNotFound as e:
+                if missing is not None:  # the second proxy says so too
+                    e.confirmed = True
+                    raise
+                if len(tried) >= len(self.pool.proxies) or time.monotonic() >= deadline:
+                    raise
+                try:
+                    slot = await self.pool.acquire(endpoint)
+                except ProxyPoolExhausted:
+                    raise e from None
+                if slot.proxy.label in tried:
+                    raise e from None
+                missing = e
+                tried.add(slot.proxy.label)
+                RETRIES.labels(endpoint=endpoint, reason="not_found").inc()
 
     async def _request(
         self,

@@ -78,11 +78,23 @@ class RateLimited(SteamError):
 
 
 class ItemNotFound(SteamError):
-    """Raised when Steam says it does not know the item `appid` / `market_hash_name`."""
+    """Raised when Steam says it does not know the item `appid` / `market_hash_name`.
 
-    def __init__(self, *, endpoint: str | None = None, appid: int, market_hash_name: str) -> None:
+    ``confirmed``: a second answer, through another proxy, said the same (not a proxy's or an
+    edge's passing mistake): the item does not exist, and asking again will not change that.
+    """
+
+    def __init__(
+        self,
+        *,
+        endpoint: str | None = None,
+        appid: int,
+        market_hash_name: str,
+        confirmed: bool = False,
+    ) -> None:
         self.appid = appid
         self.market_hash_name = market_hash_name
+        self.confirmed = confirmed
         super().__init__(endpoint=endpoint)
 
     def _fields(self) -> dict[str, Any]:
@@ -90,11 +102,13 @@ class ItemNotFound(SteamError):
             "endpoint": self.endpoint,
             "appid": self.appid,
             "market_hash_name": self.market_hash_name,
+            "confirmed": self.confirmed,
         }
 
     def _describe(self) -> str:
+        how = " (confirmed through a second proxy)" if self.confirmed else ""
         return (
-            f"{self._where()}: item not found: "
+            f"{self._where()}: item not found{how}: "
             f"appid={self.appid} market_hash_name={self.market_hash_name!r}"
         )
 

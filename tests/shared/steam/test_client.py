@@ -197,6 +197,26 @@ async def test_when_every_proxy_answers_429_the_check_fails_having_tried_each_on
             await client.price_overview(rig.item)
 
 
+async def test_an_unknown_item_is_confirmed_through_a_second_proxy(rig: Rig) -> None:
+    ghost = Item(appid=730, market_hash_name="AK47 | Redline (Field Tested)", currency=EUR)
+    async with LocalProxy(source_address="127.0.0.3") as other:
+        first = SecretURL(rig.proxy.url.replace("http://", f"http://steam:{SECRET}@"))
+        pool = ProxyPool.from_urls(
+            rig.redis, [first, SecretURL(other.url)], budgets=BUDGETS, slack=0
+        )
+        client = SteamClient(http=rig.http, pool=pool, base_url=rig.sim)
+        with pytest.raises(ItemNotFound) as caught:
+            await client.price_overview(ghost)
+    assert caught.value.confirmed
+    assert "confirmed through a second proxy" in str(caught.value)
+    stats = await rig.stats()
+    assert set(stats["clients"]) == {"127.0.0.2", "127.0.0.3"}  # each asked once
+    alone = rig.client()  # one proxy: nobody to confirm with
+    with pytest.raises(ItemNotFound) as caught:
+        await alone.price_overview(ghost)
+    assert not caught.value.confirmed
+
+
 async def test_unknown_item_is_item_not_found_on_every_endpoint(rig: Rig) -> None:
     ghost = Item(appid=730, market_hash_name="No Such Item (Factory New)", currency=EUR)
     for family in ("legacy", "new"):

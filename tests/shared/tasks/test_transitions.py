@@ -18,7 +18,7 @@ from shared.tasks import (
     release_failure,
     release_success,
 )
-from tests.fixtures.tasks import insert_tasks, read_task, task_rows
+from tests.fixtures.tasks import insert_tasks, lease_task, read_task, task_rows
 
 
 async def test_claim_takes_only_due_active_unleased_tasks(db: Database) -> None:
@@ -205,6 +205,44 @@ async def test_failed_recovery_attempts_follow_the_schedule_and_the_tenth_fails_
         assert await claim_due(s, batch=10, lease_seconds=30) == []
         await s.execute(text("UPDATE tasks SET next_check = now() - interval '1 hour'"))
         assert await claim_recovery(s, batch=10, lease_seconds=30) == []
+
+
+async def test_a_permanent_failure_fails_an_active_task_at_once(db: Database) -> None:
+    [task_id] = await insert_tasks(db, task_rows(1))
+    token = await lease_task(db, task_id, expired=False)
+    async with db.session_scope() as s:
+        failure = await release_failure(
+            s, task_id=task_id, token=token, error="ItemNotFound: x", permanent=True
+        )
+    assert failure is not None
+    assert (failure.status, failure.became_failed, failure.became_stalled) == (
+        "failed",
+        True,
+        False,
+    )
+    async with db.session_scope() as s:  # and nobody claims it any more
+        await s.execute(text("UPDATE tasks SET next_check = now() - interval '1 hour'"))
+        assert await claim_due(s, batch=10, lease_seconds=30) == []
+
+
+async def test_an_unconfirmed_not_found_fails_only_on_a_second_one_in_a_row(db: Database) -> None:
+    [task_id] = await insert_tasks(db, task_rows(1))
+    statuses = []
+    for error, not_found in (
+        ("ItemNotFound: x", True),
+        ("Unavailable: HTTP 503", False),
+        ("ItemNotFound: x", True),
+        ("ItemNotFound: x", True),
+    ):
+        token = await lease_task(db, task_id, expired=False)
+        async with db.session_scope() as s:
+            failure = await release_failure(
+                s, task_id=task_id, token=token, error=error, not_found=not_found
+            )
+        assert failure is not None
+        statuses.append(failure.status)
+    # A 503 between two not-found answers breaks the streak; two in a row confirm.
+    assert statuses == ["active", "active", "active", "failed"]
 
 
 async def test_a_successful_recovery_attempt_makes_the_task_active_with_counters_reset(
