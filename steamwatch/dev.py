@@ -232,6 +232,12 @@ def run_dev(
                 database_url=urls.database_url,
                 redis_url=urls.redis_url,
                 services=bases,
+                steam={
+                    "steam_base_url": env.get("STEAMWATCH_STEAM_BASE_URL", settings.steam_base_url),
+                    "proxies": env.get("STEAMWATCH_PROXIES", "direct").split(","),
+                }
+                if "STEAMWATCH_STEAM_BASE_URL" not in os.environ
+                else None,
             )
             for service, port in zip(SERVICES, ports, strict=True):
                 children.append(

@@ -15,14 +15,22 @@ FILE = "stores.json"
 
 
 def write_stores(
-    home: Path, *, database_url: str, redis_url: str, services: dict[str, str] | None = None
+    home: Path,
+    *,
+    database_url: str,
+    redis_url: str,
+    services: dict[str, str] | None = None,
+    steam: dict[str, object] | None = None,
 ) -> Path:
-    """Write where the stores are (and each service's health and metrics base URL, if known)."""
+    """Write where the stores are, each service's health and metrics base URL, and the Steam
+    stand-in (``steam_base_url``, ``proxies``: the simulator and its local proxies) if any."""
     path = home / FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     data: dict[str, object] = {"database_url": database_url, "redis_url": redis_url}
     if services:
         data["services"] = services
+    if steam:
+        data.update(steam)
     path.write_text(json.dumps(data))
     path.chmod(0o600)
     return path

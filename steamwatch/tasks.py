@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.config import Settings
 from shared.db import TASK_STATUSES, WATCH_KINDS, Database, PriceSnapshot, Task
+from shared.observability import SecretURL
 from shared.tasks import TaskSpec, TaskSpecError, parse_task
 from steamwatch.common import database_url_of, echo_json, fail, settings_or_exit
 from steamwatch.taskfiles import (
@@ -177,12 +179,14 @@ def _unique(ids: Sequence[int]) -> list[int]:
 @click.option(
     "--max-lowest-sell",
     metavar="PRICE",
-    help="order_book: alert when the lowest sell is at or under.",
+    help="order_book: alert when the lowest sell is at or under (with --min-highest-buy too: "
+    "either side, or both with --match all).",
 )
 @click.option(
     "--min-highest-buy",
     metavar="PRICE",
-    help="order_book: alert when the highest buy is at or over.",
+    help="order_book: alert when the highest buy is at or over (with --max-lowest-sell too: "
+    "either side, or both with --match all).",
 )
 @click.option(
     "--match",
@@ -190,13 +194,19 @@ def _unique(ids: Sequence[int]) -> list[int]:
     help="order_book with both thresholds: alert when either side meets its threshold (any, "
     "the default) or only when both do at once (all). The event names the side(s) that matched.",
 )
+@click.option(
+    "--no-verify",
+    is_flag=True,
+    help="Do not ask Steam whether the item exists before adding it.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the new task as JSON, not its id.")
-def add(as_json: bool, **options: str | None) -> None:
+def add(as_json: bool, no_verify: bool, **options: str | None) -> None:
     """Add a watch and print its id.
 
     Prices are a number in the currency's main unit (12.5 is 12,50€) or a price as Steam
     writes it ('12,50€', '$3.49'). A second watch of the same item and kind for the same
-    owner is refused.
+    owner is refused. When Steam (or `make run`'s simulator) can be asked, an item it does
+    not know is refused, with the close names it has (--no-verify skips asking).
     """
     settings = settings_or_exit()
     definition = {name: value for name, value in options.items() if value is not None}
@@ -204,11 +214,53 @@ def add(as_json: bool, **options: str | None) -> None:
         spec = parse_task(definition, min_interval=settings.min_check_interval)
     except TaskSpecError as e:
         fail(_as_flags(e, options))
+    if not no_verify:
+        _verify_or_exit(settings, spec)
     task = _on_database(settings, lambda db: _add(db, spec))
     if as_json:
         echo_json(task_json(task))
     else:
         click.echo(task.id)
+
+
+def _verify_or_exit(settings: Settings, spec: TaskSpec) -> None:
+    """Refuse an item Steam says it does not know; say so when Steam cannot be asked."""
+    from shared.steam import Item
+    from steamwatch.discovery import read_stores
+    from steamwatch.verify import verify_item
+
+    stores = read_stores(settings.home) or {}
+    redis_url = settings.redis_url.reveal() if settings.redis_url else stores.get("redis_url")
+    if redis_url is None:
+        click.echo(
+            "steamwatch: the item is not verified with Steam: no Redis to share the proxies' "
+            "budgets with (set STEAMWATCH_REDIS_URL, or run `make run`); --no-verify skips this",
+            err=True,
+        )
+        return
+    if "STEAMWATCH_STEAM_BASE_URL" not in os.environ and "steam_base_url" in stores:
+        base_url = str(stores["steam_base_url"])  # `make run`'s simulator
+        proxies = tuple(SecretURL(p) for p in stores.get("proxies") or ["direct"])
+    else:
+        base_url, proxies = settings.steam_base_url, settings.proxies
+    item = Item(spec.appid, spec.market_hash_name, spec.currency)
+    found = asyncio.run(
+        verify_item(
+            item, settings=settings, redis_url=redis_url, base_url=base_url, proxies=proxies
+        )
+    )
+    if found.verdict == "unknown":
+        close = ", ".join(repr(name) for name in found.close)
+        hint = f"; close names: {close}" if close else ""
+        fail(
+            f"--item: Steam has no item {spec.market_hash_name!r} in app {spec.appid}{hint} "
+            "(--no-verify adds it anyway)"
+        )
+    if found.verdict == "unverified":
+        click.echo(
+            f"steamwatch: the item is not verified with Steam ({found.why}); adding it anyway",
+            err=True,
+        )
 
 
 async def _add(db: Database, spec: TaskSpec) -> Task:
@@ -479,10 +531,10 @@ def import_(file: Path, fmt: str | None, skip_invalid: bool, as_json: bool) -> N
 
     Fields are named as the options of `add`: owner, appid, item (or market_hash_name),
     currency, kind, interval (or check_interval), max_price, float_min, float_max,
-    max_lowest_sell, min_highest_buy; an empty CSV cell is not given. Every bad row is
-    reported with its line; if there is one, nothing is imported unless --skip-invalid.
-    Duplicates, in the file or of existing watches, are bad rows. All rows are written in
-    one transaction.
+    max_lowest_sell, min_highest_buy, match (any or all); an empty CSV cell is not given.
+    Every bad row is reported with its line; if there is one, nothing is imported unless
+    --skip-invalid. Duplicates, in the file or of existing watches, are bad rows. All rows
+    are written in one transaction.
     """
     settings = settings_or_exit()
     fmt = fmt or {".csv": "csv", ".json": "json"}.get(file.suffix.lower())

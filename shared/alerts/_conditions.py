@@ -169,6 +169,8 @@ def _explain(exc: ValidationError, *, kind: str, currency: int) -> InvalidCondit
         return InvalidCondition(name, "must be a number")
     if kind_of_error in ("greater_than_equal", "less_than_equal"):
         return InvalidCondition(name, "must be between 0 and 1")
+    if kind_of_error == "literal_error":  # match: say what was given, not only what is allowed
+        return InvalidCondition(name, f"must be {context['expected']}, got {error['input']!r}")
     return InvalidCondition(name, error["msg"])
 
 

@@ -31,6 +31,7 @@ from shared.steam._parsers import (
     parse_orders_histogram,
     parse_priceoverview,
     parse_query_listings,
+    parse_search_names,
 )
 from shared.steam._prices import (
     SUPPORTED_CURRENCIES,
@@ -125,6 +126,7 @@ __all__ = [
     "parse_price",
     "parse_priceoverview",
     "parse_query_listings",
+    "parse_search_names",
     "proxy_label",
     "status_class",
 ]

@@ -34,7 +34,7 @@ from shared.steam._errors import (
     Unavailable,
 )
 from shared.steam._item import Item
-from shared.steam._proxies import Endpoint, ProxyPool, ProxyPoolExhausted, Slot
+from shared.steam._proxies import Endpoint, ProxyPool, Slot
 from shared.steam._results import Listings, OrderBook, PriceOverview
 
 Family = Literal["legacy", "new"]
@@ -135,6 +135,30 @@ class SteamClient:
     async def order_book(self, item: Item) -> OrderBook:
         return await self._with_fallback(
             legacy=lambda: self._legacy_histogram(item), new=lambda: self._new_orderbook(item)
+        )
+
+    async def search(self, appid: int, query: str, *, count: int = 50) -> list[str]:
+        """Market hash names Steam finds for ``query`` in ``appid`` (every word, in any order).
+
+        Steam limits search on its own; here it shares the listings budget, the stricter one.
+        """
+        probe = Item(appid=appid, market_hash_name=query, currency=1)
+        params = {
+            "query": query,
+            "appid": str(appid),
+            "start": "0",
+            "count": str(count),
+            "search_descriptions": "0",
+            "sort_column": "popular",
+            "sort_dir": "desc",
+            "norender": "1",
+        }
+        return await self._call(
+            "listings",
+            "/market/search/render/",
+            item=probe,
+            params=params,
+            parse=lambda body: parsers.parse_search_names(body, appid=appid),
         )
 
     # ---- family choice ------------------------------------------------------------------------
@@ -281,7 +305,11 @@ class SteamClient:
         body_on_500: bool = False,
     ) -> R:
         """One request; on a 429 the same request through another proxy with budget; an
-        unknown item asked once more through another proxy, to confirm it."""
+        unknown item asked once more through another proxy, to confirm it.
+
+        Each proxy at most once per request, and no proxy taken after ``retry_within`` seconds:
+        the 429 (or the unconfirmed "not found") is raised when no other proxy is left.
+        """
         slot = await self.pool.acquire(endpoint)
         tried = {slot.proxy.label}
         deadline = time.monotonic() + self.retry_within
@@ -299,40 +327,51 @@ class SteamClient:
                     conditional=conditional,
                     body_on_500=body_on_500,
                 )
-            except RateLimited as limited:
-                # That proxy is cooling down now (the pool skips it): another may have budget.
-                if len(tried) >= len(self.pool.proxies) or time.monotonic() >= deadline:
+            except RateLimited:
+                # That proxy is cooling down now; another may have budget.
+                after = await self._another_slot(slot, tried, deadline, reason="429")
+                if after is None:
                     raise
-                try:
-                    slot = await self.pool.acquire(endpoint)
-                except ProxyPoolExhausted:
-                    raise limited from None
-                if slot.proxy.label in tried:
-                    raise limited from None
-                tried.add(slot.proxy.label)
-                RETRIES.labels(endpoint=endpoint, reason="429").inc()
-                log.info(
-                    "rate limited; the request moves to another proxy",
-                    endpoint=endpoint,
-                    proxy=limited.proxy,
-                    next_proxy=slot.proxy.label,
-                    tried=len(tried),
-                )
+                slot = after
             except ItemNotFound as e:
                 if missing is not None:  # the second proxy says so too
                     e.confirmed = True
                     raise
-                if len(tried) >= len(self.pool.proxies) or time.monotonic() >= deadline:
+                after = await self._another_slot(slot, tried, deadline, reason="not_found")
+                if after is None:
                     raise
-                try:
-                    slot = await self.pool.acquire(endpoint)
-                except ProxyPoolExhausted:
-                    raise e from None
-                if slot.proxy.label in tried:
-                    raise e from None
-                missing = e
-                tried.add(slot.proxy.label)
-                RETRIES.labels(endpoint=endpoint, reason="not_found").inc()
+                missing, slot = e, after
+
+    async def _another_slot(
+        self, slot: Slot, tried: set[str], deadline: float, *, reason: Literal["429", "not_found"]
+    ) -> Slot | None:
+        """A slot on a proxy this request has not tried, while its time lasts; None if none."""
+        endpoint = slot.endpoint
+        if len(tried) >= len(self.pool.proxies):
+            return None  # every proxy has answered this request
+        late = time.monotonic() >= deadline
+        after = None if late else await self.pool.acquire_another(endpoint, besides=tried)
+        if after is None:
+            log.info(
+                "no other proxy free in time; the answer stands",
+                why="time" if late else "budget",
+                endpoint=endpoint,
+                reason=reason,
+                proxy=slot.proxy.label,
+                tried=sorted(tried),
+            )
+            return None
+        tried.add(after.proxy.label)
+        RETRIES.labels(endpoint=endpoint, reason=reason).inc()
+        log.info(
+            "the request moves to another proxy",
+            endpoint=endpoint,
+            reason=reason,
+            proxy=slot.proxy.label,
+            next_proxy=after.proxy.label,
+            tried=len(tried),
+        )
+        return after
 
     async def _request(
         self,

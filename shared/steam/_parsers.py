@@ -47,7 +47,12 @@ from shared.steam._prices import currency_from_wallet_id, parse_price
 from shared.steam._results import Listing, Listings, OrderBook, PriceOverview
 
 Route = Literal[
-    "priceoverview", "listings", "itemordershistogram", "QueryListingsForItem", "orderbook"
+    "priceoverview",
+    "listings",
+    "itemordershistogram",
+    "QueryListingsForItem",
+    "orderbook",
+    "search",
 ]
 
 # Steam's EResult for "no such file/item", used by the new market for an unknown item.
@@ -232,6 +237,34 @@ def _object(value: Any, field: str) -> dict[str, Any]:
 
 
 # --- legacy endpoints -------------------------------------------------------------------
+
+
+def parse_search_names(body: bytes | str, *, appid: int) -> list[str]:
+    """The ``market_hash_name`` of every result of `/market/search/render/?norender=1` in
+    ``appid``, in Steam's order (an empty page is an empty list)."""
+
+    def build(data: dict[str, Any]) -> list[str]:
+        if not _is_ok(_require(data, "success")):
+            _fail(f"success is {_show(data['success'])}")
+        results = data.get("results")
+        if results is None or results == []:
+            return []
+        if not isinstance(results, list):
+            _fail(f"results must be a list, got {_show(results)}")
+        names = []
+        for entry in results:
+            if not isinstance(entry, dict):
+                _fail(f"a result must be an object, got {_show(entry)}")
+            described = _object(entry.get("asset_description"), "asset_description")
+            if described.get("appid", appid) != appid:
+                continue
+            name = entry.get("hash_name") or described.get("market_hash_name")
+            if not isinstance(name, str) or not name:
+                _fail(f"a result has no hash_name: {_show(entry)}")
+            names.append(name)
+        return names
+
+    return _parse("search", body, build)
 
 
 def parse_priceoverview(

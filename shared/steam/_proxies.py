@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -112,8 +112,9 @@ class Slot:
     endpoint: Endpoint
 
 
-# KEYS: lru, then for each proxy: log, cool, disabled.  ARGV: limit, window_ms, slack_ms,
-# member, proxy labels... Returns {index} on success or {0, earliest_free_ms}.
+# KEYS: lru, then for each candidate proxy (all, or some: the LRU order skips the others): log,
+# cool, disabled.  ARGV: limit, window_ms, slack_ms, member, candidate labels...
+# Returns {index among the candidates, budget left} on success or {0, earliest_free_ms}.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
@@ -216,23 +217,41 @@ class ProxyPool:
 
     async def acquire(self, endpoint: Endpoint) -> Slot:
         """Take one request slot for ``endpoint`` from the least recently used proxy with budget."""
+        taken = await self._take(endpoint, self.proxies)
+        if isinstance(taken, datetime):
+            EXHAUSTED.labels(endpoint=endpoint).inc()
+            raise ProxyPoolExhausted(endpoint, taken)
+        return taken
+
+    async def acquire_another(self, endpoint: Endpoint, *, besides: Collection[str]) -> Slot | None:
+        """A slot on a proxy not labelled in ``besides``, for a request those could not answer;
+        None when no other proxy has budget.
+
+        Not counted as exhaustion: nothing waits for a slot, the caller keeps the answer it has.
+        """
+        others = [proxy for proxy in self.proxies if proxy.label not in besides]
+        if not others:
+            return None
+        taken = await self._take(endpoint, others)
+        return None if isinstance(taken, datetime) else taken
+
+    async def _take(self, endpoint: Endpoint, proxies: Sequence[Proxy]) -> Slot | datetime:
+        """A slot on the least recently used of ``proxies`` with budget, or when one frees."""
         budget = self.budgets[endpoint]
         keys = [f"{PROXY_PREFIX}:{endpoint}:lru"]
-        for proxy in self.proxies:
+        for proxy in proxies:
             keys.extend(self._keys(endpoint, proxy.label)[:3])
         args: list[str | int] = [
             budget.limit,
             int(budget.window * 1000),
             int(self.slack * 1000),
             uuid.uuid4().hex,
-            *(p.label for p in self.proxies),
+            *(p.label for p in proxies),
         ]
         result = await self._acquire(keys=keys, args=args)
         if int(result[0]) == 0:
-            EXHAUSTED.labels(endpoint=endpoint).inc()
-            retry_at = datetime.fromtimestamp(int(result[1]) / 1000, tz=UTC)
-            raise ProxyPoolExhausted(endpoint, retry_at)
-        proxy = self.proxies[int(result[0]) - 1]
+            return datetime.fromtimestamp(int(result[1]) / 1000, tz=UTC)
+        proxy = proxies[int(result[0]) - 1]
         BUDGET_LEFT.labels(proxy=proxy.label, endpoint=endpoint).set(int(result[1]))
         return Slot(proxy=proxy, endpoint=endpoint)
 

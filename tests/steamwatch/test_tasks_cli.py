@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import insert, select, text, update
 
 from shared.db import Database, PriceSnapshot, Task
@@ -660,6 +661,21 @@ BAD_IMPORTS = [
     ),
     pytest.param(
         "json",
+        bad_json(1, kind="order_book", max_price=None, max_lowest_sell="1", match="both"),
+        ["line 3 (index 1): match: must be 'any' or 'all', got 'both'"],
+        id="json-book-match",
+    ),
+    pytest.param(
+        "csv",
+        csv_file(
+            f"carol,440,{KEY},USD,order_book,2h,,,,$2.49,0.80,every",
+            header=CSV_HEADER + ",min_highest_buy,match",
+        ),
+        ["line 2: match: must be 'any' or 'all', got 'every'"],
+        id="csv-book-match",
+    ),
+    pytest.param(
+        "json",
         bad_json(1, item="x" * 256),
         ["line 3 (index 1): item: must be at most 255 characters"],
         id="json-item-long",
@@ -772,6 +788,26 @@ async def test_a_good_json_file_is_imported(
     ]
 
 
+async def test_an_import_takes_how_order_book_thresholds_combine(
+    db: Database, database_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "watches.csv"
+    path.write_text(
+        csv_file(
+            f"carol,440,{KEY},USD,order_book,2h,,,,$2.49,0.80,all",
+            f'carol,730,"{REDLINE}",EUR,order_book,2h,,,,"1,50€",,',  # an empty cell: any
+            header=CSV_HEADER + ",min_highest_buy,match",
+        ),
+        encoding="utf-8",
+    )
+    done = await cli(database_url, "import", str(path))
+    assert done.returncode == 0, done.stderr
+    assert [r["conditions"] for r in await table(db)] == [
+        {"max_lowest_sell": 249, "min_highest_buy": 80, "match": "all"},
+        {"max_lowest_sell": 150},
+    ]
+
+
 async def test_skip_invalid_writes_exactly_the_good_rows(
     db: Database, database_url: str, tmp_path: Path
 ) -> None:
@@ -832,6 +868,15 @@ def test_every_command_and_option_has_help() -> None:
             if isinstance(param, click.Option):
                 assert param.help, f"{name} {param.opts}"
     assert set(tasks.commands) == {"add", "list", "show", "pause", "resume", "rm", "import"}
+
+
+def test_add_help_says_how_two_order_book_thresholds_combine() -> None:
+    shown = CliRunner().invoke(tasks, ["add", "--help"], terminal_width=200)
+    assert shown.exit_code == 0, shown.output
+    assert "--match [any|all]" in shown.output
+    assert "either side meets its threshold (any, the default)" in shown.output
+    assert "only when both do at once (all)" in shown.output
+    assert "The event names the side(s) that matched." in shown.output
 
 
 async def test_an_unmigrated_database_is_an_error_saying_what_to_do(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -16,6 +17,7 @@ import aiohttp
 import dramatiq
 import pytest
 import redis.asyncio
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from services.fetcher.check import Fetcher, check_task
@@ -24,6 +26,7 @@ from shared.db import Database, PriceSnapshot
 from shared.observability import SecretURL
 from shared.steam import Budget, PriceOverview, ProxyPool, SteamClient, create_http_session
 from simulator.config import LimitsConfig, SimulatorConfig
+from simulator.proxy import LocalProxy
 from simulator.server import run_simulator
 from tests.fixtures.tasks import add_tasks, lease_task, read_task
 
@@ -35,6 +38,8 @@ class Rig:
     fetcher: Fetcher
     redis: redis.asyncio.Redis
     item: str  # an item the simulator sells
+    sim: str
+    admin: aiohttp.ClientSession  # for the simulator's own endpoints
 
     async def queued_results(self) -> list[dict[str, object]]:
         """The payloads of the result messages waiting on the results queue, oldest first."""
@@ -42,27 +47,60 @@ class Rig:
         bodies = await self.redis.hmget(messages_key(RESULTS_QUEUE), ids) if ids else []
         return [json.loads(body)["kwargs"] for body in bodies]
 
+    async def fault(self, **spec: object) -> None:
+        async with self.admin.post(
+            f"{self.sim}/__sim/faults", json={"faults": [spec], "replace": True}
+        ) as r:
+            assert r.status == 200, await r.text()
 
-@pytest.fixture
-async def rig(db: Database, redis_url: str) -> AsyncIterator[Rig]:
+    async def seen(self, client: str) -> dict[str, int]:
+        """What the simulator did for ``client`` (a proxy's source address): served, rate_limited."""
+        async with self.admin.get(f"{self.sim}/__sim/stats") as r:
+            endpoints = (await r.json())["clients"].get(client, {}).get("endpoints", {})
+        return {
+            what: sum(int(e[what]) for e in endpoints.values())
+            for what in ("served", "rate_limited")
+        }
+
+
+@asynccontextmanager
+async def _rig(db: Database, redis_url: str, proxies: list[str]) -> AsyncIterator[Rig]:
     config = SimulatorConfig(limits=LimitsConfig(enabled=False))
-    async with run_simulator(config=config) as sim:
+    async with run_simulator(config=config) as sim, aiohttp.ClientSession() as admin:
         client = redis.asyncio.Redis.from_url(redis_url)
         http = create_http_session(timeout=5.0)
-        async with aiohttp.ClientSession() as admin:
-            async with admin.get(f"{sim}/__sim/catalogue", params={"appid": "730"}) as r:
-                items = (await r.json())["items"]
+        async with admin.get(f"{sim}/__sim/catalogue", params={"appid": "730"}) as r:
+            items = (await r.json())["items"]
         name = next(i["market_hash_name"] for i in items if i["daily_volume"] > 0)
-        pool = ProxyPool.from_urls(client, [SecretURL("direct")], budgets=BUDGETS, slack=0)
+        urls = [SecretURL(url) for url in proxies]
+        pool = ProxyPool.from_urls(client, urls, budgets=BUDGETS, slack=0)
         broker: dramatiq.Broker = create_broker(redis_url=redis_url)
         broker.declare_queue(RESULTS_QUEUE)
         steam = SteamClient(http=http, pool=pool, base_url=sim)
         try:
-            yield Rig(Fetcher(db=db, steam=steam, broker=broker), client, name)
+            yield Rig(Fetcher(db=db, steam=steam, broker=broker), client, name, sim, admin)
         finally:
             await http.close()
             await client.aclose()
             broker.close()
+
+
+@pytest.fixture
+async def rig(db: Database, redis_url: str) -> AsyncIterator[Rig]:
+    async with _rig(db, redis_url, ["direct"]) as rig:
+        yield rig
+
+
+@pytest.fixture
+async def proxied(db: Database, redis_url: str) -> AsyncIterator[Rig]:
+    """Two proxies, seen by the simulator as 127.0.0.2 (asked first: configured first) and
+    127.0.0.3."""
+    async with (
+        LocalProxy(source_address="127.0.0.2") as first,
+        LocalProxy(source_address="127.0.0.3") as second,
+        _rig(db, redis_url, [first.url, second.url]) as rig,
+    ):
+        yield rig
 
 
 async def _leased(db: Database, name: str) -> CheckMessage:
@@ -155,3 +193,75 @@ async def test_a_check_under_a_superseded_lease_changes_nothing(rig: Rig, db: Da
     assert task.lease_token == task_before.lease_token
     assert task.next_check == task_before.next_check
     assert await rig.queued_results() == []
+
+
+def _retries() -> float:
+    value = REGISTRY.get_sample_value(
+        "steamwatch_steam_retries_total", {"endpoint": "priceoverview", "reason": "429"}
+    )
+    return value or 0.0
+
+
+async def _stalled(db: Database, name: str) -> CheckMessage:
+    """A stalled task on its fourth recovery attempt, leased by the watchdog."""
+    [task_id] = await add_tasks(
+        db,
+        [
+            {
+                "market_hash_name": name,
+                "kind": "lowest_price",
+                "check_interval": 60,
+                "status": "stalled",
+                "consecutive_errors": 5,
+                "recovery_attempts": 4,
+            }
+        ],
+    )
+    token = await lease_task(db, task_id, expired=False)
+    return CheckMessage(task_id=task_id, lease_token=token, reason="recovery")
+
+
+async def test_a_429_moves_the_check_to_another_proxy_and_spends_no_recovery_attempt(
+    proxied: Rig, db: Database
+) -> None:
+    """Issue 19, 4: given a recovery check whose first proxy answers 429 while the other has
+    budget, I expect the check answered through the other, the task recovered, the first proxy
+    cooling down and one retry counted."""
+    await proxied.fault(mode="rate_limit_storm", client="127.0.0.2", duration_s=60)
+    message = await _stalled(db, proxied.item)
+    retries = _retries()
+
+    reply = await check_task(proxied.fetcher, message)
+
+    assert reply is not None and reply.outcome == "ok" and reply.recovered
+    assert isinstance(reply.result, PriceOverview)
+    task = await read_task(db, message.task_id)
+    assert (task.status, task.consecutive_errors, task.recovery_attempts) == ("active", 0, 0)
+    assert task.last_error is None
+    assert await proxied.seen("127.0.0.2") == {"served": 0, "rate_limited": 1}
+    assert await proxied.seen("127.0.0.3") == {"served": 1, "rate_limited": 0}
+    pool = proxied.fetcher.steam.pool
+    cooling = {row["proxy"]: row["cooldown_ms"] for row in await pool.state("priceoverview")}
+    assert int(cooling[pool.proxies[0].label]) > 0  # type: ignore[call-overload]
+    assert int(cooling[pool.proxies[1].label]) == 0  # type: ignore[call-overload]
+    assert _retries() == retries + 1
+    [queued] = await proxied.queued_results()
+    assert queued["outcome"] == "ok" and queued["recovered"] is True
+
+
+async def test_a_check_every_proxy_answers_429_fails_rate_limited_each_asked_once(
+    proxied: Rig, db: Database
+) -> None:
+    await proxied.fault(mode="rate_limit_storm", duration_s=60)
+    message = await _leased(db, proxied.item)
+    retries = _retries()
+
+    reply = await check_task(proxied.fetcher, message)
+
+    assert reply is not None and reply.outcome == "error"
+    task = await read_task(db, message.task_id)
+    assert task.consecutive_errors == 1 and task.lease_token is None
+    assert task.last_error is not None and task.last_error.startswith("RateLimited: ")
+    for client in ("127.0.0.2", "127.0.0.3"):
+        assert await proxied.seen(client) == {"served": 0, "rate_limited": 1}
+    assert _retries() == retries + 1  # moved once, from the first proxy to the second

@@ -289,6 +289,8 @@ def test_unreadable_state_counts_as_not_met(previous: dict[str, Any]) -> None:
         (None, 80, 50, 79, []),
         (100, 80, 90, 85, ["lowest_sell", "highest_buy"]),
         (100, 80, 150, 85, ["highest_buy"]),
+        (100, 80, 90, 50, ["lowest_sell"]),
+        (100, 80, 150, 50, []),
         (100, 80, None, None, []),
     ],
     ids=[
@@ -298,6 +300,8 @@ def test_unreadable_state_counts_as_not_met(previous: dict[str, Any]) -> None:
         "buy-below-and-sell-unwatched",
         "both-hold",
         "buy-holds",
+        "sell-holds",
+        "neither-holds",
         "empty-book",
     ],
 )
@@ -307,7 +311,9 @@ def test_order_book_thresholds(
     condition = OrderBookCondition(max_lowest_sell=max_sell, min_highest_buy=min_buy)
     evaluation = evaluate(condition, book(lowest_sell=sell, highest_buy=buy), None)
     assert evaluation.state == {"met": bool(reasons)}
-    assert [s.data["reasons"] for s in evaluation.signals] == ([reasons] if reasons else [])
+    assert [(s.data["reasons"], s.data["match"]) for s in evaluation.signals] == (
+        [(reasons, "any")] if reasons else []
+    )
     assert all(s.kind == "order_book" and s.key == "book" for s in evaluation.signals)
 
 
@@ -361,7 +367,10 @@ def test_order_book_match_defaults_to_any_for_stored_conditions_without_it() -> 
 def test_order_book_match_other_than_any_or_all_is_refused_naming_match() -> None:
     with pytest.raises(InvalidCondition) as caught:
         parse_conditions("order_book", {"max_lowest_sell": 100, "match": "both"}, currency=EUR)
-    assert caught.value.field == "match"
+    assert (caught.value.field, caught.value.reason) == (
+        "match",
+        "must be 'any' or 'all', got 'both'",
+    )
 
 
 # --- new listings ----------------------------------------------------------------------------

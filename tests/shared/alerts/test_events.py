@@ -19,13 +19,15 @@ from shared.alerts import (
     SEEN_PREFIX,
     Event,
     EventError,
+    OrderBookCondition,
     Signal,
+    evaluate,
     owner_channel,
     publish,
     read_events,
     task_channel,
 )
-from shared.steam import Item
+from shared.steam import Item, OrderBook
 
 ITEM = Item(appid=730, market_hash_name="AK-47 | Redline (Field-Tested)", currency=3)
 AT = datetime(2024, 5, 1, 4, 0, 12, 345678, tzinfo=UTC)
@@ -93,6 +95,26 @@ def test_json_leads_with_the_schema_version() -> None:
         "at": "2024-05-01T04:00:12.345678Z",
         "data": {"price": 1166, "price_text": "11,66€"},
     }
+
+
+def test_an_order_book_event_names_the_sides_that_matched_and_how_they_combine() -> None:
+    condition = OrderBookCondition(max_lowest_sell=150, min_highest_buy=80, match="all")
+    book = OrderBook(currency=3, highest_buy=85, lowest_sell=140, buy_count=2, sell_count=5)
+    (signal,) = evaluate(condition, book, None).signals
+    event = Event.from_signal(signal, task_id=7, owner="bob", item=ITEM, lease_token=LEASE, at=AT)
+    data = json.loads(event.to_json())["data"]
+    assert (data["reasons"], data["match"]) == (["lowest_sell", "highest_buy"], "all")
+    assert Event.from_json(event.to_json()) == event
+
+
+def test_an_order_book_event_stored_before_reasons_and_match_still_reads() -> None:
+    older = json.loads(price_event(key="book").to_json()) | {
+        "kind": "order_book",
+        "data": {"lowest_sell": 140, "highest_buy": 85, "max_lowest_sell": 150, "currency": 3},
+    }
+    event = Event.from_json(json.dumps(older))
+    assert (event.kind, event.data["lowest_sell"]) == ("order_book", 140)
+    assert "reasons" not in event.data and "match" not in event.data
 
 
 def test_ids_are_deterministic_per_check_and_key() -> None:

@@ -29,6 +29,7 @@ from shared.steam import (
     ProxyPool,
     ProxyPoolExhausted,
     RateLimited,
+    Slot,
     SteamClient,
     SteamError,
     Unavailable,
@@ -195,6 +196,43 @@ async def test_when_every_proxy_answers_429_the_check_fails_having_tried_each_on
         # Both cooling down now: the next check finds no proxy and is deferred, not sent.
         with pytest.raises(ProxyPoolExhausted):
             await client.price_overview(rig.item)
+
+
+def _exhausted(endpoint: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "steamwatch_proxy_pool_exhausted_total", {"endpoint": endpoint}
+    )
+    return value or 0.0
+
+
+@pytest.mark.parametrize("other_free", [False, True], ids=["other-cooling", "no-time-left"])
+async def test_a_429_stands_when_no_other_proxy_is_free_in_time(
+    rig: Rig, other_free: bool
+) -> None:
+    """The 429 is the answer when the other proxy has no budget, or the request's time to move
+    is spent: that proxy is not asked, and nothing counts as a retry or a deferral."""
+    async with LocalProxy(source_address="127.0.0.3") as other:
+        first = SecretURL(rig.proxy.url.replace("http://", f"http://steam:{SECRET}@"))
+        pool = ProxyPool.from_urls(
+            rig.redis, [first, SecretURL(other.url)], budgets=BUDGETS, slack=0
+        )
+        if not other_free:
+            await pool.report_rate_limited(Slot(proxy=pool.proxies[1], endpoint="priceoverview"))
+        client = SteamClient(
+            http=rig.http, pool=pool, base_url=rig.sim, retry_within=0 if other_free else 10
+        )
+        await rig.fault(mode="rate_limit_storm", client="127.0.0.2", duration_s=30)
+        retries, exhausted = _retries("priceoverview"), _exhausted("priceoverview")
+        with pytest.raises(RateLimited) as caught:
+            await client.price_overview(rig.item)  # the first proxy goes first: never used
+        assert caught.value.proxy == pool.proxies[0].label
+        stats = await rig.stats()
+        assert _rate_limited(stats, "127.0.0.2") == 1
+        assert "127.0.0.3" not in stats["clients"]  # never asked
+        assert _retries("priceoverview") == retries
+        assert _exhausted("priceoverview") == exhausted
+        used = {row["proxy"]: row["used"] for row in await pool.state("priceoverview")}
+        assert used[pool.proxies[1].label] == 0  # no slot taken on it either
 
 
 async def test_an_unknown_item_is_confirmed_through_a_second_proxy(rig: Rig) -> None:

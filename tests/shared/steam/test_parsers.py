@@ -32,6 +32,7 @@ from shared.steam import (
     parse_orders_histogram,
     parse_priceoverview,
     parse_query_listings,
+    parse_search_names,
 )
 
 SAMPLES = Path(__file__).parents[2] / "fixtures" / "steam_samples"
@@ -649,3 +650,47 @@ def test_a_malformed_result_is_refused_and_its_message_is_a_bad_message(data: di
     message = {"task_id": 1, "lease_token": str(uuid.uuid4()), "checked_at": "2026-12-02T10:00:00Z"}
     with pytest.raises(BadMessage, match="result"):
         ResultMessage.parse((), {**message, "outcome": "ok", "result": data})
+
+
+# --- search ----------------------------------------------------------------------------------
+
+
+def test_search_names_are_the_hash_names_of_the_app_in_steams_order() -> None:
+    body = {
+        "success": True,
+        "start": 0,
+        "pagesize": 10,
+        "total_count": 3,
+        "results": [
+            {"hash_name": "AK-47 | Redline (Field-Tested)", "asset_description": {"appid": 730}},
+            {"hash_name": "Mann Co. Supply Crate Key", "asset_description": {"appid": 440}},
+            {"name": "x", "asset_description": {"appid": 730, "market_hash_name": "AWP | Dune"}},
+        ],
+    }
+    names = parse_search_names(json.dumps(body).encode(), appid=730)
+    assert names == ["AK-47 | Redline (Field-Tested)", "AWP | Dune"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "search_render__html_start100000_no_items__pvanassen-steam-api.json",
+        "search_render__html_start100000_error__pvanassen-steam-api.json",
+    ],
+)
+def test_a_real_search_page_without_results_is_empty_whatever_its_html_says(name: str) -> None:
+    assert parse_search_names(sample(name), appid=730) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"success":false}',
+        b'{"success":true,"results":{"a":1}}',
+        b'{"success":true,"results":[{}]}',
+    ],
+)
+def test_a_search_answer_of_another_shape_is_a_bad_response(body: bytes) -> None:
+    with pytest.raises(BadResponse) as caught:
+        parse_search_names(body, appid=730)
+    assert caught.value.endpoint == "search"

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 import redis.asyncio
+from prometheus_client import REGISTRY
 
 from shared.observability import SecretURL
 from shared.steam import Budget, Proxy, ProxyPool, ProxyPoolExhausted
@@ -155,3 +156,31 @@ async def test_concurrent_acquires_never_exceed_the_budget(redis_url: str) -> No
     assert granted == {Proxy.from_url(u).label: 7 for u in URLS}
     for c in clients:
         await c.aclose()
+
+
+def _exhausted(endpoint: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "steamwatch_proxy_pool_exhausted_total", {"endpoint": endpoint}
+    )
+    return value or 0.0
+
+
+async def test_another_slot_is_never_on_a_proxy_already_asked(
+    client: redis.asyncio.Redis,
+) -> None:
+    """A request one proxy could not answer moves on; the proxies it asked are not offered again,
+    even when they are the least recently used or the only ones with budget."""
+    pool = _pool(client, budgets={"priceoverview": Budget(limit=1, window=30)})
+    labels = [p.label for p in pool.proxies]
+    first = await pool.acquire("priceoverview")  # the first proxy, never used before
+    assert first.proxy.label == labels[0]
+    second = await pool.acquire_another("priceoverview", besides={labels[0]})
+    assert second is not None and second.proxy.label == labels[1]
+    before = _exhausted("priceoverview")
+    # Only the third has budget left; asked besides it, there is none, and nothing is deferred.
+    assert await pool.acquire_another("priceoverview", besides={labels[2]}) is None
+    assert await pool.acquire_another("priceoverview", besides=set(labels)) is None
+    assert _exhausted("priceoverview") == before
+    assert [row["used"] for row in await pool.state("priceoverview")] == [1, 1, 0]
+    third = await pool.acquire_another("priceoverview", besides={labels[0], labels[1]})
+    assert third is not None and third.proxy.label == labels[2]
