@@ -206,9 +206,7 @@ def _exhausted(endpoint: str) -> float:
 
 
 @pytest.mark.parametrize("other_free", [False, True], ids=["other-cooling", "no-time-left"])
-async def test_a_429_stands_when_no_other_proxy_is_free_in_time(
-    rig: Rig, other_free: bool
-) -> None:
+async def test_a_429_stands_when_no_other_proxy_is_free_in_time(rig: Rig, other_free: bool) -> None:
     """The 429 is the answer when the other proxy has no budget, or the request's time to move
     is spent: that proxy is not asked, and nothing counts as a retry or a deferral."""
     async with LocalProxy(source_address="127.0.0.3") as other:
