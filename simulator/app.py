@@ -7,6 +7,8 @@ an injected fault, then the real answer. Admin routes under `/__sim/` bypass all
 
 from __future__ import annotations
 
+import json
+
 from aiohttp import web
 
 from simulator import admin, endpoints, search
@@ -77,13 +79,14 @@ async def _steam_middleware(request: web.Request, handler: endpoints.Handler) ->
     delay = state.latency_s()
     if delay:
         await state.hold(delay)
-    if state.faults.pick(endpoint, client, now, storm=True) is not None:
+    item = _item_name(request)
+    if state.faults.pick(endpoint, client, now, storm=True, item=item) is not None:
         state.stats.record(client, endpoint, "rate_limited", now)
         return _bare_429()
     if state.limiter.check(client, GROUP_OF[endpoint], now, _item_key(request)) != "ok":
         state.stats.record(client, endpoint, "rate_limited", now)
         return _bare_429()
-    fault = state.faults.pick(endpoint, client, now)
+    fault = state.faults.pick(endpoint, client, now, item=item)
     if fault is not None:
         state.stats.record(client, endpoint, "fault", now)
         if fault.mode == "slow":
@@ -97,6 +100,20 @@ async def _steam_middleware(request: web.Request, handler: endpoints.Handler) ->
         raise
     state.stats.record(client, endpoint, outcome_of(response.status), state.clock())
     return response
+
+
+def _item_name(request: web.Request) -> str | None:
+    """The market_hash_name a request asks about, where it names one (for item faults)."""
+    info, query = request.match_info, request.query
+    if "name" in info:
+        return info["name"]
+    if "qp" in query:
+        try:
+            qp = json.loads(query["qp"])
+        except ValueError:
+            return None
+        return qp[1] if isinstance(qp, list) and len(qp) > 1 and isinstance(qp[1], str) else None
+    return query.get("market_hash_name") or query.get("query")
 
 
 def _item_key(request: web.Request) -> str:

@@ -36,6 +36,7 @@ _KEYS = frozenset(
         "status",
         "delay_ms",
         "times",
+        "item",
     }
 )
 
@@ -62,6 +63,7 @@ class FaultRule:
     status: int | None = None  # http_5xx, html_error, success_false: the status to send
     delay_ms: float | None = None  # slow: the delay; timeout: the hold
     times: int | None = None  # fire at most this many times
+    item: str | None = None  # None: every item; else only requests about this market_hash_name
 
     @classmethod
     def from_spec(cls, spec: Any) -> FaultRule:
@@ -85,6 +87,7 @@ class FaultRule:
                 status=_integer(spec, "status"),
                 delay_ms=_number(spec, "delay_ms", 0.0, None),
                 times=_integer(spec, "times"),
+                item=_text(spec, "item"),
             )
         except (TypeError, ValueError) as exc:
             raise FaultSpecError(spec, str(exc)) from exc
@@ -191,7 +194,13 @@ class FaultInjector:
         return list(self._active)
 
     def pick(
-        self, endpoint: Endpoint, client: str, now: float, *, storm: bool = False
+        self,
+        endpoint: Endpoint,
+        client: str,
+        now: float,
+        *,
+        storm: bool = False,
+        item: str | None = None,
     ) -> FaultRule | None:
         """The first rule that applies to this request and fires; counts it.
 
@@ -205,6 +214,8 @@ class FaultInjector:
             if rule.endpoints is not None and endpoint not in rule.endpoints:
                 continue
             if rule.client is not None and rule.client != client:
+                continue
+            if rule.item is not None and rule.item != item:
                 continue
             fault.matched += 1
             if rule.every is not None and fault.matched % rule.every:

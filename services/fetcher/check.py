@@ -162,7 +162,6 @@ async def check_task(fetcher: Fetcher, message: CheckMessage) -> ResultMessage |
                 error=error,
                 backoff=fetcher.backoff,
                 permanent=missing is not None and missing.confirmed,
-                not_found=missing is not None,
             )
             if failure is None:
                 CHECKS.labels(outcome="dropped_stale").inc()

@@ -34,7 +34,7 @@ from shared.steam._errors import (
     Unavailable,
 )
 from shared.steam._item import Item
-from shared.steam._proxies import Endpoint, ProxyPool, Slot
+from shared.steam._proxies import Endpoint, ProxyPool, ProxyPoolExhausted, Slot
 from shared.steam._results import Listings, OrderBook, PriceOverview
 
 Family = Literal["legacy", "new"]
@@ -304,11 +304,14 @@ class SteamClient:
         conditional: bool = False,
         body_on_500: bool = False,
     ) -> R:
-        """One request; on a 429 the same request through another proxy with budget; an
-        unknown item asked once more through another proxy, to confirm it.
+        """One request; on a 429 the same request through another proxy with budget.
 
+        An unknown item is asked about once more through another proxy (if one is free), then
+        looked up in Steam's market search: it is ``confirmed`` missing only when the search
+        answers and does not list it. A passing glitch (Steam saying "no such item" of every
+        item for a while) does not survive the search, so it never fails a watch for good.
         Each proxy at most once per request, and no proxy taken after ``retry_within`` seconds:
-        the 429 (or the unconfirmed "not found") is raised when no other proxy is left.
+        the 429 is raised when no other proxy is left.
         """
         slot = await self.pool.acquire(endpoint)
         tried = {slot.proxy.label}
@@ -334,13 +337,30 @@ class SteamClient:
                     raise
                 slot = after
             except ItemNotFound as e:
-                if missing is not None:  # the second proxy says so too
-                    e.confirmed = True
-                    raise
-                after = await self._another_slot(slot, tried, deadline, reason="not_found")
-                if after is None:
-                    raise
-                missing, slot = e, after
+                if missing is None:  # a second proxy first: one proxy's answer may be its own
+                    after = await self._another_slot(slot, tried, deadline, reason="not_found")
+                    if after is not None:
+                        missing, slot = e, after
+                        continue
+                e.confirmed = await self._search_misses(item)
+                raise
+
+    async def _search_misses(self, item: Item) -> bool:
+        """Whether Steam's market search, asked for ``item``'s exact name, answers without it.
+
+        No answer (an error, a 429, no budget) confirms nothing.
+        """
+        try:
+            found = await self.search(item.appid, item.market_hash_name, count=10)
+        except (SteamError, ProxyPoolExhausted, aiohttp.ClientError, OSError, TimeoutError) as e:
+            log.info(
+                "search could not confirm an unknown item",
+                market_hash_name=item.market_hash_name,
+                error=type(e).__name__,
+            )
+            return False
+        wanted = item.market_hash_name.casefold()
+        return all(name.casefold() != wanted for name in found)
 
     async def _another_slot(
         self, slot: Slot, tried: set[str], deadline: float, *, reason: Literal["429", "not_found"]

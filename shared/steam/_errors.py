@@ -80,8 +80,9 @@ class RateLimited(SteamError):
 class ItemNotFound(SteamError):
     """Raised when Steam says it does not know the item `appid` / `market_hash_name`.
 
-    ``confirmed``: a second answer, through another proxy, said the same (not a proxy's or an
-    edge's passing mistake): the item does not exist, and asking again will not change that.
+    ``confirmed``: Steam's market search, asked for the exact name, does not list it either
+    (after a second proxy said the same, when there is one): not a passing mistake; the item
+    does not exist, and asking again will not change that.
     """
 
     def __init__(
@@ -106,7 +107,7 @@ class ItemNotFound(SteamError):
         }
 
     def _describe(self) -> str:
-        how = " (confirmed through a second proxy)" if self.confirmed else ""
+        how = " (confirmed: the market search does not list it)" if self.confirmed else ""
         return (
             f"{self._where()}: item not found{how}: "
             f"appid={self.appid} market_hash_name={self.market_hash_name!r}"

@@ -69,17 +69,16 @@ _SUCCEED = text(
 )
 
 # The right-hand sides see the row before this failure. A permanent failure (an item Steam
-# confirmed it does not know, through two proxies or on two checks in a row) fails the task at
-# once. Otherwise an active task backs off until its fifth failure stalls it; a stalled one
-# waits for the next recovery step, and its last recovery attempt (counted when the watchdog
-# claimed it) makes it failed.
+# confirmed it does not know) fails the task at once. Otherwise an active task backs off until
+# its fifth failure stalls it; a stalled one waits for the next recovery step, and its last
+# recovery attempt (counted when the watchdog claimed it) makes it failed.
 _FAIL = text(
     """
     UPDATE tasks AS t
     SET consecutive_errors = t.consecutive_errors + 1,
         last_error = :error,
         status = CASE
-            WHEN :permanent OR (:not_found AND t.last_error LIKE 'ItemNotFound:%') THEN 'failed'
+            WHEN :permanent THEN 'failed'
             WHEN t.status = 'active' AND t.consecutive_errors + 1 >= :max_errors THEN 'stalled'
             WHEN t.status = 'stalled' AND t.recovery_attempts >= :max_attempts THEN 'failed'
             ELSE t.status END,
@@ -224,20 +223,17 @@ async def release_failure(
     error: str,
     backoff: Backoff = Backoff(),
     permanent: bool = False,
-    not_found: bool = False,
 ) -> Failure | None:
     """The check failed: count it and schedule the retry (backoff, stall, recovery or failed).
 
     ``permanent``: asking again cannot help (an item Steam confirmed it does not know): the
-    task is failed at once. ``not_found``: Steam said it does not know the item, unconfirmed;
-    a second such answer in a row is the confirmation. Returns None when the lease was no
-    longer ours (the row is then left alone).
+    task is failed at once. Returns None when the lease was no longer ours (the row is then
+    left alone).
     """
     params = {
         "id": task_id,
         "token": token,
         "permanent": permanent,
-        "not_found": not_found,
         "error": error[:LAST_ERROR_MAX],
         "max_errors": MAX_CONSECUTIVE_ERRORS,
         "floor": backoff.floor,

@@ -163,6 +163,21 @@ async def test_a_fault_aimed_at_one_client_spares_the_others(
         assert (await response.json())["success"] is True
 
 
+async def test_a_fault_aimed_at_one_item_spares_the_others_on_every_endpoint(
+    sim: str, session: aiohttp.ClientSession
+) -> None:
+    await _inject(session, sim, mode="http_5xx", status=502, item=KEY)
+    async with session.get(_overview(sim)) as response:
+        assert response.status == 502
+    listing = f"{sim}/market/listings/440/{quote(KEY, safe='')}/render/?currency=1&format=json"
+    async with session.get(listing) as response:
+        assert response.status == 502
+    other = f"{sim}/market/priceoverview/?appid=730&currency=1&market_hash_name="
+    other += quote("AK-47 | Redline (Field-Tested)")
+    async with session.get(other) as response:
+        assert response.status == 200 and (await response.json())["success"] is True
+
+
 async def test_a_fault_aimed_at_one_endpoint_spares_the_others(
     sim: str, session: aiohttp.ClientSession
 ) -> None:

@@ -21,7 +21,7 @@ from shared.db import Database, PriceSnapshot, Task
 from shared.runtime import HEARTBEAT_PREFIX
 from shared.steam import parse_price
 from testbed.system import SESSION_STATE_ERRORS, System
-from tests.fixtures.pipeline import FAST, all_events, catalogue, history
+from tests.fixtures.pipeline import FAST, all_events, catalogue, history, sim_admin
 from tests.fixtures.tasks import add_tasks
 from tests.fixtures.waiting import until
 
@@ -59,9 +59,16 @@ def max_gap(rows: list[PriceSnapshot]) -> float:
 async def test_incident_one_failing_task_stalls_while_seven_keep_their_cadence(
     db: Database, system: System, redis_url: str
 ) -> None:
-    """The seed's 4 a.m. scenario with time scaled by 1/5: intervals of 10-30 s become 2-6 s."""
+    """The seed's 4 a.m. scenario with time scaled by 1/5: intervals of 10-30 s become 2-6 s.
+
+    The failing task's item is one Steam sells but answers 503 for, all the time: a transient
+    failure, never a confirmed unknown item (that one is failed at once, not stalled).
+    """
     system.start_simulator("--no-limits")
-    names = await catalogue(system, 7)
+    *names, broken = await catalogue(system, 8)
+    await sim_admin(
+        system, "POST", "/__sim/faults", {"mode": "http_5xx", "status": 503, "item": broken}
+    )
     intervals = [2, 3, 4, 5, 6, 2, 3]
     healthy = await add_tasks(
         db,
@@ -79,7 +86,7 @@ async def test_incident_one_failing_task_stalls_while_seven_keep_their_cadence(
         db,
         [
             {
-                "market_hash_name": "Task 7 | No Such Item (Field-Tested)",
+                "market_hash_name": broken,
                 "kind": "lowest_price",
                 "check_interval": 2,
                 "conditions": {"max_price": 1},
@@ -104,7 +111,7 @@ async def test_incident_one_failing_task_stalls_while_seven_keep_their_cadence(
         task = await s.get(Task, failing)
     assert task is not None
     assert task.consecutive_errors == 5 and task.next_check > datetime.now(UTC)
-    assert "ItemNotFound" in (task.last_error or "")
+    assert "Unavailable" in (task.last_error or "") and "503" in (task.last_error or "")
     # Every failed attempt left the task a next_check after itself: state always moved forward.
     assert len(attempts) >= 4
     assert all(next_check > checked for checked, next_check in attempts)

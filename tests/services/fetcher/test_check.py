@@ -159,26 +159,34 @@ async def test_a_failed_check_counts_the_error_and_still_moves_the_task_on(
     assert queued["outcome"] == "error" and "ItemNotFound" in str(queued["error"])
 
 
-async def test_an_item_steam_says_twice_it_does_not_know_fails_the_watch_at_once(
+async def test_an_item_steam_confirms_it_does_not_know_fails_the_watch_at_once(
+    proxied: Rig, db: Database
+) -> None:
+    """Issue 19, 5: "no such item" is permanent once confirmed: a second proxy says so too,
+    and Steam's market search, asked for the name, does not list it."""
+    message = await _leased(db, "AK47 | Redline (Field Tested)")
+    reply = await check_task(proxied.fetcher, message)
+    assert reply is not None and reply.became_failed and reply.outcome == "error"
+    task = await read_task(db, message.task_id)
+    assert (task.status, task.consecutive_errors) == ("failed", 1)
+    assert task.last_error is not None
+    assert "market search does not list it" in task.last_error
+    assert "AK47 | Redline (Field Tested)" in task.last_error
+    assert [q["became_failed"] for q in await proxied.queued_results()] == [True]
+
+
+async def test_steam_saying_no_such_item_of_an_item_it_lists_is_a_passing_failure(
     rig: Rig, db: Database
 ) -> None:
-    """Issue 19, 5: "no such item" is permanent once confirmed, here by the next check."""
-    message = await _leased(db, "AK47 | Redline (Field Tested)")
-    first = await check_task(rig.fetcher, message)
-    assert first is not None and not first.became_failed  # one answer, one proxy: a retry
-    assert (await read_task(db, message.task_id)).status == "active"
-    again = CheckMessage(
-        task_id=message.task_id, lease_token=await lease_task(db, message.task_id, expired=False)
-    )
-    second = await check_task(rig.fetcher, again)
-    assert second is not None and second.became_failed and second.outcome == "error"
+    """A glitch that answers {"success":false} for every item must never fail watches for
+    good: the search still lists the item, so the check is an ordinary failure."""
+    await rig.fault(mode="success_false", endpoints=["priceoverview"], duration_s=30)
+    message = await _leased(db, rig.item)
+    reply = await check_task(rig.fetcher, message)
+    assert reply is not None and reply.outcome == "error" and not reply.became_failed
     task = await read_task(db, message.task_id)
-    assert (task.status, task.consecutive_errors) == ("failed", 2)
-    assert task.last_error is not None
-    assert (
-        "item not found" in task.last_error and "AK47 | Redline (Field Tested)" in task.last_error
-    )
-    assert [q["became_failed"] for q in await rig.queued_results()] == [False, True]
+    assert (task.status, task.consecutive_errors) == ("active", 1)
+    assert "ItemNotFound" in (task.last_error or "") and "confirmed" not in (task.last_error or "")
 
 
 async def test_a_check_under_a_superseded_lease_changes_nothing(rig: Rig, db: Database) -> None:

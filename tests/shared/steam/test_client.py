@@ -233,7 +233,7 @@ async def test_a_429_stands_when_no_other_proxy_is_free_in_time(rig: Rig, other_
         assert used[pool.proxies[1].label] == 0  # no slot taken on it either
 
 
-async def test_an_unknown_item_is_confirmed_through_a_second_proxy(rig: Rig) -> None:
+async def test_an_unknown_item_is_confirmed_by_a_second_proxy_and_the_search(rig: Rig) -> None:
     ghost = Item(appid=730, market_hash_name="AK47 | Redline (Field Tested)", currency=EUR)
     async with LocalProxy(source_address="127.0.0.3") as other:
         first = SecretURL(rig.proxy.url.replace("http://", f"http://steam:{SECRET}@"))
@@ -244,12 +244,17 @@ async def test_an_unknown_item_is_confirmed_through_a_second_proxy(rig: Rig) -> 
         with pytest.raises(ItemNotFound) as caught:
             await client.price_overview(ghost)
     assert caught.value.confirmed
-    assert "confirmed through a second proxy" in str(caught.value)
+    assert "confirmed: the market search does not list it" in str(caught.value)
     stats = await rig.stats()
-    assert set(stats["clients"]) == {"127.0.0.2", "127.0.0.3"}  # each asked once
-    alone = rig.client()  # one proxy: nobody to confirm with
+    assert set(stats["clients"]) == {"127.0.0.2", "127.0.0.3"}  # both proxies were asked
+    assert stats["totals"]["search"]["served"] == 1
+
+
+async def test_an_unknown_item_the_search_cannot_judge_stays_unconfirmed(rig: Rig) -> None:
+    ghost = Item(appid=730, market_hash_name="AK47 | Redline (Field Tested)", currency=EUR)
+    await rig.fault(mode="http_5xx", endpoints=["search"], duration_s=30)
     with pytest.raises(ItemNotFound) as caught:
-        await alone.price_overview(ghost)
+        await rig.client().price_overview(ghost)
     assert not caught.value.confirmed
 
 

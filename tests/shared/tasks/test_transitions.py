@@ -225,26 +225,6 @@ async def test_a_permanent_failure_fails_an_active_task_at_once(db: Database) ->
         assert await claim_due(s, batch=10, lease_seconds=30) == []
 
 
-async def test_an_unconfirmed_not_found_fails_only_on_a_second_one_in_a_row(db: Database) -> None:
-    [task_id] = await insert_tasks(db, task_rows(1))
-    statuses = []
-    for error, not_found in (
-        ("ItemNotFound: x", True),
-        ("Unavailable: HTTP 503", False),
-        ("ItemNotFound: x", True),
-        ("ItemNotFound: x", True),
-    ):
-        token = await lease_task(db, task_id, expired=False)
-        async with db.session_scope() as s:
-            failure = await release_failure(
-                s, task_id=task_id, token=token, error=error, not_found=not_found
-            )
-        assert failure is not None
-        statuses.append(failure.status)
-    # A 503 between two not-found answers breaks the streak; two in a row confirm.
-    assert statuses == ["active", "active", "active", "failed"]
-
-
 async def test_a_successful_recovery_attempt_makes_the_task_active_with_counters_reset(
     db: Database,
 ) -> None:
