@@ -502,7 +502,13 @@ def _confirm_removal(found: Sequence[Task]) -> None:
         click.echo(
             f"  {task.id}: {task.owner} {task.kind} {task.appid}/{task.market_hash_name}", err=True
         )
-    click.confirm(f"Delete {len(found)} task(s)?", abort=True, err=True)
+    try:
+        answer = click.confirm(f"Delete {len(found)} task(s)?", err=True)
+    except click.Abort:  # no answer to read (a script, CI): a usage mistake, not a database one
+        click.echo("", err=True)
+        raise TasksError("rm: nobody can be asked here (no input); add --yes to delete") from None
+    if not answer:
+        raise click.Abort()
 
 
 # --- import ---------------------------------------------------------------------------------

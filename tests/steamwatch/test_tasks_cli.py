@@ -498,6 +498,17 @@ async def test_rm_asks_first(db: Database, database_url: str) -> None:
     assert [row["id"] for row in await table(db)] == [1]
 
 
+async def test_rm_with_nobody_to_ask_is_a_usage_error_naming_yes(
+    db: Database, database_url: str
+) -> None:
+    await seed(db, *EXISTING)
+    before = await table(db)
+    done = await cli(database_url, "rm", "2", stdin="")
+    assert done.returncode == 2  # 1 is for a database problem
+    assert "steamwatch: rm: nobody can be asked here (no input); add --yes" in done.stderr
+    assert await table(db) == before
+
+
 # --- import ---------------------------------------------------------------------------------
 
 CSV_HEADER = "owner,appid,item,currency,kind,interval,max_price,float_min,float_max,max_lowest_sell"
