@@ -313,7 +313,7 @@ def list_(
         click.echo("no tasks", err=True)
     else:
         headers = ("id", "owner", "kind", "item", "watching", "every", "status", "next (UTC)")
-        table = Table(*(Column(h, overflow="fold") for h in headers))  # cut nothing off
+        table = Table(*_columns(headers, wrap={"owner", "item", "watching", "next (UTC)"}))
         for task in found:
             table.add_row(
                 str(task.id),
@@ -328,6 +328,12 @@ def list_(
         console().print(table)
     if len(found) < total:
         click.echo(f"showing {len(found)} of {total} tasks (--limit)", err=True)
+
+
+def _columns(headers: Sequence[str], *, wrap: set[str]) -> list[Column]:
+    """Columns that keep their values whole on a narrow terminal: only those in ``wrap`` wrap,
+    at spaces (a single word wider than its column folds: nothing is ever cut off)."""
+    return [Column(h, no_wrap=h not in wrap, overflow="fold") for h in headers]
 
 
 async def _list(
@@ -387,7 +393,7 @@ def show(task_id: int, history: int, as_json: bool) -> None:
         "listings",
         "source",
     )
-    table = Table(*(Column(h, overflow="fold") for h in headers), title="latest checks")
+    table = Table(*_columns(headers, wrap={"checked at (UTC)", "source"}), title="latest checks")
     for check in checks:
         price = {name: money(getattr(check, name), check.currency) for name in MONEY_COLUMNS}
         table.add_row(  # by name, in the headers' order

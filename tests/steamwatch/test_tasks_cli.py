@@ -400,6 +400,21 @@ async def test_show_puts_each_side_of_the_order_book_under_its_own_header(
         assert row[start : start + len(title)].strip().startswith(value), (title, header, row)
 
 
+async def test_list_on_80_columns_keeps_short_values_whole(db: Database, database_url: str) -> None:
+    await seed(
+        db,
+        watch("alice-the-long-named-trader", REDLINE),
+        watch("bob", ASIIMOV, "order_book", max_lowest_sell="40,00€", min_highest_buy="35,00€"),
+        watch("carol", KEY, "new_listings", max_price="2,50€", float_max="0.07"),
+    )
+    drawn = await cli(database_url, "list", COLUMNS="80")
+    assert drawn.returncode == 0, drawn.stderr
+    lines = drawn.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for whole in ("lowest_price", "order_book", "new_listings", "active", "5m"):
+        assert any(whole in line for line in lines), (whole, drawn.stdout)
+
+
 async def test_show_of_an_unknown_id_names_it(db: Database, database_url: str) -> None:
     await seed(db, *EXISTING)
     done = await cli(database_url, "show", "42")
