@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +78,15 @@ def free_ports(count: int) -> list[int]:
     finally:
         for sock in sockets:
             sock.close()
+
+
+def service_ports(settings: Settings, environ: Mapping[str, str]) -> list[int]:
+    """Each service's /metrics port: from STEAMWATCH_METRICS_PORT up (scheduler, fetcher,
+    publisher, watchdog) when it is set, for URLs that stay the same from run to run; free
+    ones the kernel picks otherwise."""
+    if "STEAMWATCH_METRICS_PORT" in environ and settings.metrics_port != 0:
+        return [settings.metrics_port + i for i in range(len(SERVICES))]
+    return free_ports(len(SERVICES))
 
 
 def spawn(service: str, env: dict[str, str]) -> Child:
@@ -225,7 +234,7 @@ def run_dev(
                     )
                     if added:
                         log.info("demo watches added", count=added)
-            ports = free_ports(len(SERVICES))
+            ports = service_ports(settings, os.environ)
             bases = {s: f"http://127.0.0.1:{p}" for s, p in zip(SERVICES, ports, strict=True)}
             write_stores(
                 settings.home,

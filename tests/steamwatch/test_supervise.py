@@ -10,7 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from steamwatch.dev import Child, RestartPolicy, supervise
+from shared.config import load_settings
+from steamwatch.dev import Child, RestartPolicy, service_ports, supervise
 from tests.fixtures.waiting import until_sync
 
 FAST = RestartPolicy(base=0.1, cap=0.4, max_crashes=3, window=60)
@@ -102,3 +103,10 @@ def test_a_dead_simulator_is_not_restarted_it_stops_everything(
     code = supervise(children, threading.Event(), policy=FAST, restart=restart, say=print)
     assert code == 1
     assert restarted == []
+
+
+def test_make_run_takes_fixed_metrics_ports_from_the_setting_else_free_ones() -> None:
+    fixed = {"STEAMWATCH_METRICS_PORT": "19100"}
+    assert service_ports(load_settings(fixed), fixed) == [19100, 19101, 19102, 19103]
+    free = service_ports(load_settings({}), {})
+    assert len(set(free)) == 4 and 9100 not in free  # the kernel's picks, not the default
