@@ -24,8 +24,6 @@ from tests.fixtures.pipeline import FAST, all_events, catalogue, history, sim_ad
 from tests.fixtures.tasks import add_tasks
 from tests.fixtures.waiting import until
 
-UNKNOWN_ITEM = "Task 7 | No Such Item (Field-Tested)"
-
 
 async def _logged(system: System, needle: str) -> bool:
     return needle in system.logs()
@@ -206,9 +204,10 @@ async def test_recovery_follows_the_schedule_ends_failed_or_recovered_and_never_
     base, cap, tick = 0.5, 5.0, 0.1  # the seed's 60 s, x2, 600 s scaled by 1/120
     expected = [base, 1, 2, 4, 5, 5, 5, 5, 5, 5]  # after the stall, then after attempts 1..9
     system.start_simulator("--no-limits")
-    [book_item, listings_item] = await catalogue(system, 2)
+    [book_item, listings_item, broken_item] = await catalogue(system, 3)
     # The order book fails 7 times (5 to stall, 2 recovery attempts), then answers; the
-    # listings never answer; the unknown item is a 500 every time.
+    # listings never answer; the broken item is a 500 every time (an item Steam sells: one it
+    # confirms it does not know would be failed at once, without a recovery).
     await sim_admin(
         system,
         "POST",
@@ -216,13 +215,14 @@ async def test_recovery_follows_the_schedule_ends_failed_or_recovered_and_never_
         [
             {"mode": "http_5xx", "endpoints": ["histogram"], "times": 7},
             {"mode": "http_5xx", "endpoints": ["listings_render"]},
+            {"mode": "http_5xx", "status": 500, "item": broken_item},
         ],
     )
     failing, recovering, paused = await add_tasks(
         db,
         [
             {
-                "market_hash_name": UNKNOWN_ITEM,
+                "market_hash_name": broken_item,
                 "kind": "lowest_price",
                 "check_interval": 1,
                 "conditions": {"max_price": 1},
@@ -339,7 +339,7 @@ async def test_recovery_follows_the_schedule_ends_failed_or_recovered_and_never_
         paused: ["stalled"],
     }
     [alert] = [e for e in await all_events(redis_url) if e.kind == "failed"]
-    assert alert.data["recovery_attempts"] == 10 and "ItemNotFound" in alert.data["error"]
+    assert alert.data["recovery_attempts"] == 10 and "HTTP 500" in alert.data["error"]
     async with db.session_scope() as s:
         snapshots = Counter((await s.scalars(select(PriceSnapshot.task_id))).all())
     assert snapshots[recovering] >= 1 and snapshots[failing] == 0 and snapshots[paused] == 0
