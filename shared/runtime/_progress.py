@@ -11,7 +11,8 @@ So each worker process proves progress in a file of the folder the fork reads
   idle worker is alive; one that takes nothing while messages wait is not).
 
 The fork reports the service dead once a live worker's file is older than
-:data:`STALE_AFTER`: within a minute of the hang, with a probe every ten seconds.
+:data:`STALE_AFTER` (``STEAMWATCH_WORKER_STALE_AFTER``): under a minute after the hang, and
+exports the oldest file's age as ``steamwatch_worker_progress_age_seconds`` for the alert.
 """
 
 from __future__ import annotations
