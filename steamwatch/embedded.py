@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from shared.observability import process_alive
+
 log = logging.getLogger(__name__)
 
 DATABASE_NAME = "steamwatch"
@@ -172,28 +174,15 @@ class EmbeddedRedis:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie still answers kill(0): reap it if it is ours; if it is not (the daemonized
-    # redis-server is init's child, and a container's init may reap it seconds later), it has
-    # exited all the same.
+    # Reap it if it is our child; if it is not (the daemonized redis-server is init's, and a
+    # container's init may reap it seconds later), an exited zombie counts as gone all the same.
     try:
         done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == 0
+        if done:
+            return False
     except ChildProcessError:
-        return not _zombie(pid)
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False  # gone meanwhile, or no /proc (macOS): kill(0) said alive
-    return stat.rpartition(")")[2].split()[0] == "Z"
+        pass
+    return process_alive(pid)
 
 
 @dataclass(frozen=True)

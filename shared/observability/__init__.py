@@ -15,6 +15,7 @@ from shared.observability._metrics import (
     MULTIPROC_ENV,
     multiprocess_env,
     prepare_multiprocess_dir,
+    process_alive,
     render_metrics,
 )
 from shared.observability._secrets import MASK, SecretURL, redact_text, redact_url
@@ -33,6 +34,7 @@ __all__ = [
     "multiprocess_env",
     "prepare_multiprocess_dir",
     "probe_all",
+    "process_alive",
     "redact_text",
     "redact_url",
     "render_metrics",

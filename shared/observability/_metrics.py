@@ -33,7 +33,7 @@ def prepare_multiprocess_dir(service: str, *, pid: int, root: Path | None = None
     root.mkdir(parents=True, exist_ok=True)
     for old in root.glob(f"{service}-*"):
         owner = old.name.rsplit("-", 1)[-1]
-        if owner.isdigit() and (int(owner) == pid or not _alive(int(owner))):
+        if owner.isdigit() and (int(owner) == pid or not process_alive(int(owner))):
             shutil.rmtree(old, ignore_errors=True)
     folder = root / f"{service}-{pid}"
     folder.mkdir()
@@ -45,14 +45,23 @@ def multiprocess_env(folder: Path) -> dict[str, str]:
     return {MULTIPROC_ENV: str(folder), _DRAMATIQ_DB_ENV: str(folder)}
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs: a zombie (exited, not yet reaped) does not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # gone meanwhile, or no /proc (macOS): kill(0) said alive
+    return stat.rpartition(")")[2].split()[0] == "Z"
 
 
 def render_metrics(*, multiprocess_dir: str | None = None) -> bytes:

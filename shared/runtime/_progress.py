@@ -25,6 +25,8 @@ from pathlib import Path
 import structlog
 from prometheus_client import Gauge
 
+from shared.observability import process_alive
+
 log = structlog.get_logger(__name__)
 
 STALE_AFTER = 45.0  # seconds without proof of progress after which a worker counts as hung
@@ -106,18 +108,8 @@ class Progress:
         self.path.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def progress_ages(
-    folder: str | Path, *, now: float | None = None, alive: Callable[[int], bool] = _alive
+    folder: str | Path, *, now: float | None = None, alive: Callable[[int], bool] = process_alive
 ) -> dict[int, float]:
     """Seconds since each live worker with a file in ``folder`` last proved progress.
 
@@ -144,7 +136,7 @@ def hung_workers(
     *,
     stale_after: float = STALE_AFTER,
     now: float | None = None,
-    alive: Callable[[int], bool] = _alive,
+    alive: Callable[[int], bool] = process_alive,
 ) -> list[str]:
     """Why each live worker in ``folder`` counts as hung (empty: all make progress).
 
