@@ -13,10 +13,10 @@ from shared.bus import (
     CHECKS_QUEUE,
     CheckMessage,
     WorkerResources,
-    WorkerSpec,
     declare_actor,
     guarded,
     setup_worker,
+    worker_spec,
 )
 from shared.config import Settings
 from shared.runtime import pool_spec
@@ -34,12 +34,12 @@ def build(
     )
     steam = SteamResources(settings=settings, resources=resources)
     broker = setup_worker(
-        WorkerSpec(
+        worker_spec(
+            settings,
             service=SERVICE,
             redis_url=redis_url,
             queues=(CHECKS_QUEUE,),
             progress_dir=progress_dir,
-            stale_after=settings.worker_stale_after,
         ),
         resources=resources,
         middleware=[steam],

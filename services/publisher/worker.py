@@ -13,10 +13,10 @@ from shared.bus import (
     RESULTS_QUEUE,
     ResultMessage,
     WorkerResources,
-    WorkerSpec,
     declare_actor,
     guarded,
     setup_worker,
+    worker_spec,
 )
 from shared.config import Settings
 from shared.runtime import pool_spec
@@ -32,12 +32,12 @@ def build(
         pool_spec(settings, service=SERVICE, database_url=database_url, redis_url=redis_url)
     )
     broker = setup_worker(
-        WorkerSpec(
+        worker_spec(
+            settings,
             service=SERVICE,
             redis_url=redis_url,
             queues=(RESULTS_QUEUE,),
             progress_dir=progress_dir,
-            stale_after=settings.worker_stale_after,
         ),
         resources=resources,
     )

@@ -41,6 +41,7 @@ from shared.bus._worker import (
     WorkerSpec,
     declare_actor,
     setup_worker,
+    worker_spec,
 )
 
 __all__ = [
@@ -79,4 +80,5 @@ __all__ = [
     "send_check",
     "send_result",
     "setup_worker",
+    "worker_spec",
 ]

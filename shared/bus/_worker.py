@@ -27,6 +27,7 @@ from shared.bus._broker import create_broker
 from shared.bus._handback import HandBack
 from shared.bus._keys import queue_key
 from shared.bus._message_metrics import MessageMetrics
+from shared.config import Settings
 from shared.runtime import (
     LOOP_TIMEOUT,
     STALE_AFTER,
@@ -160,6 +161,24 @@ class WorkerSpec:
     queues: tuple[str, ...]
     progress_dir: str | None = None  # the health fork's folder (see WorkerHeartbeat)
     stale_after: float = STALE_AFTER  # seconds without progress that count as hung
+
+
+def worker_spec(
+    settings: Settings,
+    *,
+    service: str,
+    redis_url: str,
+    queues: tuple[str, ...],
+    progress_dir: str | None,
+) -> WorkerSpec:
+    """The worker spec of ``service`` from a :class:`shared.config.Settings` (as ``pool_spec``)."""
+    return WorkerSpec(
+        service=service,
+        redis_url=redis_url,
+        queues=queues,
+        progress_dir=progress_dir,
+        stale_after=settings.worker_stale_after,
+    )
 
 
 def setup_worker(
