@@ -61,17 +61,25 @@ def serve_worker_health(
     dsn = asyncpg_dsn(database_url)
     application_name = f"steamwatch-{service}-health"
 
-    def alive() -> str | None:
-        if os.getppid() != parent:
-            return "the dramatiq main process is gone"
+    said: list[str] = []  # the workers last said hung: one line per change, not per probe
+
+    def workers_hung() -> str | None:
         if multiprocess_dir is None:
             return None
         hung = hung_workers(multiprocess_dir, stale_after=stale_after)
-        if not hung:
-            return None
-        why = "; ".join(hung)
-        log.error("liveness fails: a worker makes no progress", why=why)
-        return why
+        who = [reason.split(" made ")[0] for reason in hung]  # "worker 4242", not the age
+        if who != said:
+            if hung:
+                log.error("liveness fails: a worker makes no progress", why="; ".join(hung))
+            else:
+                log.info("every worker makes progress again")
+            said[:] = who
+        return "; ".join(hung) or None
+
+    def alive() -> str | None:
+        if os.getppid() != parent:
+            return "the dramatiq main process is gone"
+        return workers_hung()
 
     async def serve() -> int:
         redis = async_client(redis_url)
@@ -111,9 +119,7 @@ def serve_worker_health(
             os.kill(parent, signal.SIGTERM)
             return 1
         while True:  # until SIGTERM ends the process; the progress gauge stays fresh meanwhile
-            if multiprocess_dir is not None:
-                for why in hung_workers(multiprocess_dir, stale_after=stale_after):
-                    log.error("a worker makes no progress; liveness fails", why=why)
+            workers_hung()
             await asyncio.sleep(PROGRESS_PROBE_INTERVAL)
 
     return asyncio.run(serve())

@@ -70,6 +70,7 @@ class Progress:
         self.clock = clock
         self.taken_at = clock()  # boot counts as progress
         self.idle_since: float | None = None  # when messages were last seen waiting, unbroken
+        self._stuck = False  # said so already
 
     def took_message(self) -> None:
         """A worker thread started a message (dramatiq's ``before_process_message``)."""
@@ -95,11 +96,14 @@ class Progress:
         return None
 
     def beat(self) -> None:
-        """Rewrite the file if the process makes progress; say why not otherwise."""
+        """Rewrite the file if the process makes progress; say why not when it stops."""
         why = self.why_stuck()
         if why is not None:
-            log.error("worker makes no progress", pid=os.getpid(), why=why)
+            if not self._stuck:
+                log.error("worker makes no progress", pid=os.getpid(), why=why)
+            self._stuck = True
             return
+        self._stuck = False
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(f"{self.clock():.3f}")
         os.replace(tmp, self.path)
