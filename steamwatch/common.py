@@ -34,19 +34,25 @@ def fail(message: str, *, code: int = 2) -> NoReturn:
     raise SystemExit(code)
 
 
-def redis_url_of(settings: Settings) -> str:
-    """The configured Redis, or the one a running ``steamwatch dev`` started."""
+def find_redis_url(settings: Settings) -> str | None:
+    """The configured Redis, or the one a running ``steamwatch dev`` started; None if neither."""
     if settings.redis_url is not None:
         return settings.redis_url.reveal()
     stores = read_stores(settings.home)
-    if stores is None:
+    return None if stores is None else str(stores["redis_url"])
+
+
+def redis_url_of(settings: Settings) -> str:
+    """:func:`find_redis_url`, or exit saying where it looked."""
+    url = find_redis_url(settings)
+    if url is None:
         fail(
             "set STEAMWATCH_REDIS_URL, or run this beside `steamwatch dev` (`make run`): no "
             f"running stores found in {settings.home.resolve()}; from another folder, set "
             "STEAMWATCH_HOME to the .steamwatch folder `make run` uses, or "
             '`eval "$(steamwatch env)"` there'
         )
-    return str(stores["redis_url"])
+    return url
 
 
 @contextmanager

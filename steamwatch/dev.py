@@ -212,7 +212,6 @@ def run_dev(
     with stores(home=settings.home, database_url=database_url, redis_url=redis_url) as urls:
         log.info("migrating the database")
         migrate.upgrade(url=urls.database_url)
-        write_stores(settings.home, database_url=urls.database_url, redis_url=urls.redis_url)
         env = {
             **os.environ,
             "STEAMWATCH_DATABASE_URL": urls.database_url,
@@ -221,13 +220,16 @@ def run_dev(
         children: list[Child] = []
         client = sync_client(urls.redis_url)
         monitor: Monitor | None = None
+        steam: dict[str, object] | None = None  # the simulator, for commands beside this one
         code = 0
         try:
             if "STEAMWATCH_STEAM_BASE_URL" not in os.environ:
                 simulator, sim_url, proxies = start_simulator(settings.home, env)
                 children.append(simulator)
+                every_proxy = ["direct", *proxies]
+                steam = {"steam_base_url": sim_url, "proxies": every_proxy}
                 env["STEAMWATCH_STEAM_BASE_URL"] = sim_url
-                env["STEAMWATCH_PROXIES"] = ",".join(["direct", *proxies])
+                env["STEAMWATCH_PROXIES"] = ",".join(every_proxy)
                 if demo:
                     added = asyncio.run(
                         seed_demo(database_url=urls.database_url, simulator_url=sim_url)
@@ -241,12 +243,7 @@ def run_dev(
                 database_url=urls.database_url,
                 redis_url=urls.redis_url,
                 services=bases,
-                steam={
-                    "steam_base_url": env.get("STEAMWATCH_STEAM_BASE_URL", settings.steam_base_url),
-                    "proxies": env.get("STEAMWATCH_PROXIES", "direct").split(","),
-                }
-                if "STEAMWATCH_STEAM_BASE_URL" not in os.environ
-                else None,
+                steam=steam,
             )
             for service, port in zip(SERVICES, ports, strict=True):
                 children.append(

@@ -26,7 +26,13 @@ from shared.config import Settings
 from shared.db import TASK_STATUSES, WATCH_KINDS, Database, PriceSnapshot, Task
 from shared.observability import SecretURL
 from shared.tasks import TaskSpec, TaskSpecError, parse_task
-from steamwatch.common import database_url_of, echo_json, fail, settings_or_exit
+from steamwatch.common import (
+    database_url_of,
+    echo_json,
+    fail,
+    find_redis_url,
+    settings_or_exit,
+)
 from steamwatch.taskfiles import (
     WATCH_FIELDS,
     BadRow,
@@ -229,8 +235,7 @@ def _verify_or_exit(settings: Settings, spec: TaskSpec) -> None:
     from steamwatch.discovery import read_stores
     from steamwatch.verify import verify_item
 
-    stores = read_stores(settings.home) or {}
-    redis_url = settings.redis_url.reveal() if settings.redis_url else stores.get("redis_url")
+    redis_url = find_redis_url(settings)
     if redis_url is None:
         click.echo(
             "steamwatch: the item is not verified with Steam: no Redis to share the proxies' "
@@ -238,6 +243,7 @@ def _verify_or_exit(settings: Settings, spec: TaskSpec) -> None:
             err=True,
         )
         return
+    stores = read_stores(settings.home) or {}
     if "STEAMWATCH_STEAM_BASE_URL" not in os.environ and "steam_base_url" in stores:
         base_url = str(stores["steam_base_url"])  # `make run`'s simulator
         proxies = tuple(SecretURL(p) for p in stores.get("proxies") or ["direct"])
