@@ -159,6 +159,7 @@ class SteamClient:
             item=probe,
             params=params,
             parse=lambda body: parsers.parse_search_names(body, appid=appid),
+            about_an_item=False,  # a 404 here says nothing of an item, and must not search again
         )
 
     # ---- family choice ------------------------------------------------------------------------
@@ -303,6 +304,7 @@ class SteamClient:
         headers: dict[str, str] | None = None,
         conditional: bool = False,
         body_on_500: bool = False,
+        about_an_item: bool = True,
     ) -> R:
         """One request; on a 429 the same request through another proxy with budget.
 
@@ -337,6 +339,8 @@ class SteamClient:
                     raise
                 slot = after
             except ItemNotFound as e:
+                if not about_an_item:
+                    raise
                 if missing is None:  # a second proxy first: one proxy's answer may be its own
                     after = await self._another_slot(slot, tried, deadline, reason="not_found")
                     if after is not None:

@@ -258,6 +258,15 @@ async def test_an_unknown_item_the_search_cannot_judge_stays_unconfirmed(rig: Ri
     assert not caught.value.confirmed
 
 
+async def test_a_search_answering_404_confirms_nothing_and_is_asked_once(rig: Rig) -> None:
+    ghost = Item(appid=730, market_hash_name="AK47 | Redline (Field Tested)", currency=EUR)
+    await rig.fault(mode="http_5xx", status=404, endpoints=["search"], duration_s=30)
+    with pytest.raises(ItemNotFound) as caught:
+        await rig.client().price_overview(ghost)
+    assert not caught.value.confirmed
+    assert (await rig.stats())["totals"]["search"]["seen"] == 1
+
+
 async def test_unknown_item_is_item_not_found_on_every_endpoint(rig: Rig) -> None:
     ghost = Item(appid=730, market_hash_name="No Such Item (Factory New)", currency=EUR)
     for family in ("legacy", "new"):
