@@ -17,7 +17,7 @@ from shared.config import Settings
 from shared.observability import configure_logging
 from steamwatch.common import fail, redis_url_of, settings_or_exit
 
-SERVICES = ("scheduler", "fetcher", "publisher", "watchdog")
+SERVICES = ("scheduler", "fetcher", "publisher", "watchdog", "notifier")
 
 SETTINGS_HELP = """
 \b
@@ -62,6 +62,7 @@ class LazyGroup(click.Group):
     lazy={
         "sim": "simulator.cli:sim",
         "tasks": "steamwatch.tasks:tasks",
+        "notify": "steamwatch.notify:notify",
         "queues": "steamwatch.queues:queues",
         "status": "steamwatch.status:status",
     },
@@ -122,6 +123,8 @@ def run(service: str) -> None:
         _exec_dramatiq(service, settings)
     if service == "scheduler":
         from services.scheduler.main import main as service_main
+    elif service == "notifier":
+        from services.notifier.main import main as service_main
     else:
         from services.watchdog.main import main as service_main
     service_main()  # the service's composition root reads the settings (validated above)

@@ -100,6 +100,35 @@ class System:
             time.sleep(0.05)
         raise AssertionError(f"simulator did not start: {proc.text()}")
 
+    def start_receiver(
+        self, *args: str, port: int = 0, record: Path | None = None
+    ) -> tuple[Proc, str, Path]:
+        """The webhook receiver stand-in (`python -m simulator.receiver`): its process, its URL
+        and the file where it records every request (kept across its restarts)."""
+        record = record or self.folder / "received.jsonl"
+        proc = self.spawn(
+            "receiver",
+            [
+                sys.executable,
+                "-m",
+                "simulator.receiver",
+                "--port",
+                str(port),
+                "--record",
+                str(record),
+                *args,
+            ],
+            self.base_env(),
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            serving = re.search(r"receiver serving on (http://\S+)", proc.text())
+            if serving:
+                return proc, serving.group(1), record
+            assert proc.process.poll() is None, proc.text()
+            time.sleep(0.05)
+        raise AssertionError(f"receiver did not start: {proc.text()}")
+
     def start(self, service: str, **env: str) -> Proc:
         return self.spawn(
             service, [sys.executable, "-m", "steamwatch", "run", service], self.base_env(**env)

@@ -47,6 +47,7 @@ ALLOWED: dict[str, set[str]] = {
     "alerts": {"db", "steam"},
     "tasks": {"alerts", "config", "db", "steam"},
     "bus": {"config", "db", "observability", "runtime", "steam"},  # results ride in messages
+    "notify": {"alerts", "db", "observability", "steam"},  # subscriptions and their messages
 }
 
 

@@ -33,7 +33,13 @@ SEEN_PREFIX = "steamwatch:event-seen:"
 
 TaskEventKind = Literal["stalled", "recovered", "failed"]
 EventKind = Literal[
-    "price_at_or_below", "new_listing", "order_book", "stalled", "recovered", "failed"
+    "price_at_or_below",
+    "new_listing",
+    "order_book",
+    "stalled",
+    "recovered",
+    "failed",
+    "subscription_paused",
 ]
 EVENT_KINDS: frozenset[str] = frozenset(get_args(EventKind))
 

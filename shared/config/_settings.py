@@ -12,6 +12,8 @@ which it ignores. :func:`load_settings` and the field validators do it; the depe
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +24,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -186,6 +189,28 @@ class Settings(BaseModel):
     # taking nothing while messages wait) fails its service's /healthz.
     worker_stale_after: float = Field(default=45.0, ge=5, le=3600)
 
+    # Notifications. Destination URLs are sealed with these Fernet keys (comma-separated,
+    # newest first: the first seals, any opens); `steamwatch notify keygen` makes one.
+    secret_key: SecretStr | None = None
+    # Destinations on loopback, private or link-local addresses are refused unless allowed.
+    notify_allow_private: bool = False
+    notifier_tick: float = Field(default=1.0, gt=0, le=60)
+    # The notifier's name in the stream's consumer group (default: the host's, a pod's name).
+    notifier_consumer: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,100}$")
+    # A send that fails is retried after base * 2^(attempt-1) seconds (capped, jittered);
+    # after `max_attempts` failures it goes to the dead-letter list.
+    notify_max_attempts: int = Field(default=8, ge=1, le=100)
+    notify_retry_base: float = Field(default=2.0, gt=0, le=3600)
+    notify_retry_cap: float = Field(default=300.0, gt=0, le=86_400)
+    notify_timeout: float = Field(default=10.0, gt=0, le=300)
+    notify_concurrency: int = Field(default=16, ge=1, le=512)
+    # Per destination, by scheme: "json=10/1,tgram=20/60,discord=5/2,default=10/1".
+    notify_rates: dict[str, tuple[int, float]] = Field(default_factory=dict)
+    # A stream entry another notifier read and has not acknowledged this long is taken over.
+    notify_claim_idle: float = Field(default=30.0, ge=1, le=86_400)
+    # Sent deliveries are kept this many days (the dead letters until retried or removed).
+    notify_keep_days: float = Field(default=7.0, gt=0, le=3650)
+
     # Health and metrics: every service serves /healthz, /readyz and /metrics here.
     metrics_host: str = Field(default="0.0.0.0", min_length=1, max_length=255)
     metrics_port: int = Field(default=9100, ge=0, le=65535)  # 0: any free port (logged)
@@ -260,6 +285,44 @@ class Settings(BaseModel):
             raise ValueError("must be one or more positive numbers of seconds, under a week")
         return steps
 
+    @field_validator("secret_key", mode="before")
+    @classmethod
+    def _check_secret_key(cls, value: Any) -> SecretStr | None:
+        if value is None or isinstance(value, SecretStr):
+            return value
+        keys = [k.strip() for k in str(value).split(",") if k.strip()]
+        if not keys:
+            raise ValueError("is empty; generate a key with `steamwatch notify keygen`")
+        for position, key in enumerate(keys, start=1):
+            try:
+                raw = base64.urlsafe_b64decode(key.encode())
+            except (binascii.Error, ValueError):
+                raw = b""
+            if len(raw) != 32:
+                raise ValueError(
+                    f"key {position} of {len(keys)} is not a Fernet key (32 url-safe base64 "
+                    "bytes); generate one with `steamwatch notify keygen`"
+                )
+        return SecretStr(",".join(keys))
+
+    @field_validator("notify_rates", mode="before")
+    @classmethod
+    def _check_notify_rates(cls, value: Any) -> dict[str, tuple[int, float]]:
+        if isinstance(value, dict):
+            return value
+        rates: dict[str, tuple[int, float]] = {}
+        for entry in (e for e in re.split(r"[\s,]+", str(value).strip()) if e):
+            match = re.fullmatch(r"([a-z0-9]+)=(\d+)/(\d+(?:\.\d+)?)", entry)
+            if not match:
+                raise ValueError(
+                    "has an entry that is not scheme=messages/seconds (e.g. json=10/1)"
+                )
+            limit, seconds = int(match.group(2)), float(match.group(3))
+            if limit < 1 or seconds <= 0:
+                raise ValueError(f"gives {match.group(1)} a rate under 1 message or 0 seconds")
+            rates[match.group(1)] = (limit, seconds)
+        return rates
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: Any) -> Any:
@@ -267,6 +330,11 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _check_recovery(self) -> Settings:
+        if self.notify_retry_cap < self.notify_retry_base:
+            raise ValueError(
+                f"{ENV_PREFIX}NOTIFY_RETRY_CAP: is shorter than {ENV_PREFIX}NOTIFY_RETRY_BASE "
+                "(the cap must be at least the first retry delay)"
+            )
         if self.recovery_cap < self.recovery_base:
             raise ValueError(
                 f"{ENV_PREFIX}RECOVERY_CAP: is shorter than {ENV_PREFIX}RECOVERY_BASE "

@@ -3,13 +3,19 @@
 from shared.db import migrate
 from shared.db._engine import Database, create_engine, create_sessionmaker, session_scope
 from shared.db._models import (
+    DELIVERY_STATUSES,
     LAST_ERROR_MAX,
     NAMING_CONVENTION,
+    SUBSCRIPTION_STATUSES,
     TASK_STATUSES,
     WATCH_KINDS,
     Base,
+    Delivery,
+    DeliveryStatus,
     PriceSnapshot,
     SeenListing,
+    Subscription,
+    SubscriptionStatus,
     Task,
     TaskStatus,
     WatchKind,
@@ -17,11 +23,17 @@ from shared.db._models import (
 
 __all__ = [
     "Base",
+    "DELIVERY_STATUSES",
     "Database",
+    "Delivery",
+    "DeliveryStatus",
     "LAST_ERROR_MAX",
     "NAMING_CONVENTION",
     "PriceSnapshot",
+    "SUBSCRIPTION_STATUSES",
     "SeenListing",
+    "Subscription",
+    "SubscriptionStatus",
     "TASK_STATUSES",
     "Task",
     "TaskStatus",

@@ -27,12 +27,16 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 TaskStatus = Literal["active", "paused", "stalled", "failed"]
 WatchKind = Literal["lowest_price", "new_listings", "order_book"]
+SubscriptionStatus = Literal["active", "paused"]
+DeliveryStatus = Literal["pending", "sending", "sent", "dead"]
 TASK_STATUSES: tuple[str, ...] = get_args(TaskStatus)
+SUBSCRIPTION_STATUSES: tuple[str, ...] = get_args(SubscriptionStatus)
+DELIVERY_STATUSES: tuple[str, ...] = get_args(DeliveryStatus)
 WATCH_KINDS: tuple[str, ...] = get_args(WatchKind)
 LAST_ERROR_MAX = 500
 
@@ -163,3 +167,95 @@ class SeenListing(Base):
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (Index("ix_seen_listings_seen_at", "seen_at"),)
+
+
+class Subscription(Base):
+    """Where an owner's events go: an Apprise URL (encrypted: it holds tokens) and what to send.
+
+    ``task_id`` narrows it to one watch; ``kinds`` are the event kinds wanted. The URL is stored
+    only as a Fernet token (``url_cipher``), beside a masked form for display and a SHA-256 of
+    it that keys duplicates and rate limits without revealing it.
+    """
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    task_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("tasks.id", ondelete="CASCADE")
+    )
+    scheme: Mapped[str] = mapped_column(String(32))
+    url_cipher: Mapped[str] = mapped_column(Text)
+    url_masked: Mapped[str] = mapped_column(String(512))
+    url_hash: Mapped[str] = mapped_column(String(64))
+    kinds: Mapped[list[str]] = mapped_column(ARRAY(String(32)))
+    template: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[SubscriptionStatus] = mapped_column(String(16), server_default=text("'active'"))
+    paused_reason: Mapped[str | None] = mapped_column(String(LAST_ERROR_MAX))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    __table_args__ = (
+        CheckConstraint("char_length(owner) > 0", name="owner_not_empty"),
+        CheckConstraint("cardinality(kinds) > 0", name="kinds_not_empty"),
+        CheckConstraint(_in("status", SUBSCRIPTION_STATUSES), name="status_known"),
+        # One subscription per owner, destination and watch (all watches: task_id NULL).
+        Index(
+            "uq_subscriptions_destination",
+            "owner",
+            "url_hash",
+            text("coalesce(task_id, 0)"),
+            unique=True,
+        ),
+        Index("ix_subscriptions_owner", "owner"),
+    )
+
+    def __repr__(self) -> str:
+        return f"<Subscription {self.id} {self.owner} {self.url_masked} {self.status}>"
+
+
+class Delivery(Base):
+    """One event for one subscription: written before the send, marked after it.
+
+    ``pending`` waits for ``next_attempt_at``; ``sending`` is held by one notifier until
+    ``claimed_until`` (a crash there resends that one message, once the claim runs out);
+    ``sent`` is done; ``dead`` gave up and waits in the dead-letter list with its last error.
+    The event itself is kept, so a retry does not depend on the capped stream.
+    """
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(255))
+    subscription_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("subscriptions.id", ondelete="CASCADE")
+    )
+    owner: Mapped[str] = mapped_column(String(64))
+    event: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    event_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[DeliveryStatus] = mapped_column(String(16), server_default=text("'pending'"))
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(String(LAST_ERROR_MAX))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("event_id", "subscription_id", name="uq_deliveries_once"),
+        CheckConstraint(_in("status", DELIVERY_STATUSES), name="status_known"),
+        CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        CheckConstraint(
+            "(status = 'sending') = (claimed_until IS NOT NULL)", name="claim_while_sending"
+        ),
+        # The notifiers' sweep: what is due, and what a crashed notifier left mid-send.
+        Index("ix_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+        Index("ix_deliveries_claims", "claimed_until", postgresql_where=text("status = 'sending'")),
+        Index("ix_deliveries_dead", "created_at", postgresql_where=text("status = 'dead'")),
+        Index("ix_deliveries_sent", "sent_at", postgresql_where=text("status = 'sent'")),
+        Index("ix_deliveries_subscription", "subscription_id"),
+    )

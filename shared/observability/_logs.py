@@ -17,7 +17,11 @@ from structlog.typing import EventDict, WrappedLogger
 
 from shared.observability._secrets import redact_text
 
-QUIET_LIBRARIES = ("apscheduler", "pgserver", "alembic", "dramatiq", "asyncio", "aiohttp")
+QUIET_LIBRARIES = ("apscheduler", "pgserver", "alembic", "dramatiq", "asyncio", "aiohttp", "limits")
+#: Libraries whose messages may carry a destination's token (Apprise's debug output shows the
+#: URLs it posts to): only their errors are let through, whatever the level. The notifier logs
+#: each send's outcome itself, with the destination masked.
+SECRET_BEARING_LIBRARIES = ("apprise",)
 
 
 def _redact(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -69,6 +73,8 @@ def configure_logging(
     # terminal with job runs, initdb output and worker boot chatter an operator does not need.
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
+    for name in SECRET_BEARING_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.ERROR)
     structlog.configure(
         processors=[
             *shared_processors,

@@ -24,12 +24,13 @@ from shared.runtime._pools import (
 )
 from shared.runtime._progress import LOOP_TIMEOUT, STALE_AFTER, Progress, hung_workers
 from shared.runtime._redis import BACKOFF_BASE, BACKOFF_CAP, RETRIES, async_client, sync_client
-from shared.runtime._ticking import Pass, run_ticking_service, stale_after
+from shared.runtime._ticking import Companion, Pass, run_ticking_service, stale_after
 
 __all__ = [
     "BACKOFF_BASE",
     "BACKOFF_CAP",
     "Beat",
+    "Companion",
     "HEARTBEAT_INTERVAL",
     "HEARTBEAT_PREFIX",
     "HEARTBEAT_TTL",

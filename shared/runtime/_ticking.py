@@ -21,6 +21,9 @@ from shared.runtime._pools import Pools, PoolSpec, check_stores, open_resources
 log = structlog.get_logger(__name__)
 
 Pass = Callable[[Pools], Awaitable[object]]
+#: Work that runs all along beside the passes (the notifier's stream reader); it returns once
+#: the event it is given is set. If it fails, the service stops and exits with status 1.
+Companion = Callable[[Pools, asyncio.Event], Awaitable[None]]
 
 
 def stale_after(interval: float) -> float:
@@ -36,11 +39,14 @@ async def run_ticking_service(
     one_pass: Pass,
     health: HealthSpec | None = None,
     stop: asyncio.Event | None = None,
+    companion: Companion | None = None,
+    also_alive: Callable[[], str | None] | None = None,
 ) -> None:
     """Run ``one_pass`` every ``interval`` seconds until ``stop`` is set or a signal arrives.
 
-    With ``health``, serves ``/healthz`` (a pass started within :func:`stale_after`),
-    ``/readyz`` (database and Redis answer) and ``/metrics`` there.
+    With ``health``, serves ``/healthz`` (a pass started within :func:`stale_after`, and
+    ``also_alive`` says nothing is wrong), ``/readyz`` (database and Redis answer) and
+    ``/metrics`` there. A ``companion`` runs from ready to stop beside the passes.
     """
     # Imported here: shared.runtime is imported by a dramatiq service's health fork too,
     # whose memory counts (APScheduler is the ticking services' alone).
@@ -58,7 +64,21 @@ async def run_ticking_service(
 
     def alive() -> str | None:
         idle = time.monotonic() - last_pass
-        return None if idle <= stale_after(interval) else f"no pass started for {idle:.0f}s"
+        if idle > stale_after(interval):
+            return f"no pass started for {idle:.0f}s"
+        return also_alive() if also_alive is not None else None
+
+    failed = False
+
+    async def accompany(pools: Pools) -> None:
+        nonlocal failed
+        assert companion is not None
+        try:
+            await companion(pools, stop)
+        except Exception:
+            failed = True
+            log.exception("service failed", service=service)
+            stop.set()
 
     async def guarded_pass(pools: Pools) -> None:
         nonlocal last_pass
@@ -101,6 +121,7 @@ async def run_ticking_service(
         )
         beats = asyncio.create_task(beat_forever(heart, pools.redis))
         scheduler.start()
+        beside = asyncio.create_task(accompany(pools)) if companion is not None else None
         heart.state = "ready"
         await heart.write_async(pools.redis)
         log.info("service ready", service=service, interval=interval)
@@ -114,6 +135,8 @@ async def run_ticking_service(
             # that raised. No new pass can start meanwhile (``stop`` is set).
             async with in_pass:
                 scheduler.shutdown(wait=False)
+            if beside is not None:
+                await beside  # it returns once `stop` is set
             beats.cancel()
             if web is not None:
                 await web.cleanup()
@@ -127,3 +150,5 @@ async def run_ticking_service(
                 except (NotImplementedError, RuntimeError):
                     pass
     log.info("service stopped", service=service)
+    if failed:
+        raise SystemExit(1)

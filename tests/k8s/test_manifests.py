@@ -25,7 +25,7 @@ from shared.config import load_settings
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 OVERLAYS = ("dev", "prod")
-SERVICES = ("scheduler", "fetcher", "publisher", "watchdog")
+SERVICES = ("scheduler", "fetcher", "publisher", "watchdog", "notifier")
 KUBERNETES_VERSION = "1.33.0"
 # Custom resources the Kubernetes schemas do not know; read for their fields below instead.
 CUSTOM_KINDS = {"PodMonitor", "PrometheusRule", "ScaledObject", "TriggerAuthentication"}
