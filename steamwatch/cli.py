@@ -15,9 +15,7 @@ import click
 
 from shared.config import Settings
 from shared.observability import configure_logging
-from steamwatch.common import fail, redis_url_of, settings_or_exit
-
-SERVICES = ("scheduler", "fetcher", "publisher", "watchdog", "notifier")
+from steamwatch.common import SERVICES, fail, redis_url_of, settings_or_exit
 
 SETTINGS_HELP = """
 \b

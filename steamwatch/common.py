@@ -19,6 +19,11 @@ import click
 from shared.config import ConfigError, Settings, load_settings
 from steamwatch.discovery import read_stores
 
+#: Where `steamwatch dev` keeps the key sealing destination URLs when none is configured.
+KEY_FILE = "secret.key"
+#: Every service, in the order `make run` starts them and `status` lists them.
+SERVICES: tuple[str, ...] = ("scheduler", "fetcher", "publisher", "watchdog", "notifier")
+
 
 def settings_or_exit() -> Settings:
     try:

@@ -1,7 +1,9 @@
-"""Demo watches for ``make run``: twenty real items from the simulator's catalogue.
+"""Demo watches for ``make run``: twenty real items from the simulator's catalogue, and a
+subscription sending their alerts to the local webhook receiver.
 
-Only added to an empty task table, so a real deployment's tasks are never touched. Thresholds
-sit at each item's base price, so alerts come and go as the simulated market moves.
+Only added to an empty table, so a real deployment's tasks and subscriptions are never
+touched. Thresholds sit at each item's base price, so alerts come and go as the simulated
+market moves, and each one arrives at the receiver as a delivered notification.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from typing import Any
 import aiohttp
 from sqlalchemy import func, insert, select
 
-from shared.db import Database, Task
+from shared.db import Database, Subscription, Task
+from shared.notify import NOTIFY_KINDS, SecretBox, parse_destination
 
 USD = 1
 OWNER = "demo"
@@ -63,5 +66,28 @@ async def seed_demo(*, database_url: str, simulator_url: str) -> int:
             rows = demo_rows(catalogue)
             await session.execute(insert(Task), rows)
             return len(rows)
+    finally:
+        await db.dispose()
+
+
+async def seed_demo_subscription(*, database_url: str, url: str, box: SecretBox) -> bool:
+    """Send the demo owner's alerts to ``url`` (the local receiver) if nobody subscribed yet."""
+    destination = parse_destination(url)
+    db = Database.create(url=database_url, pool_size=1, max_overflow=0)
+    try:
+        async with db.session_scope() as session:
+            if await session.scalar(select(func.count()).select_from(Subscription)):
+                return False
+            session.add(
+                Subscription(
+                    owner=OWNER,
+                    scheme=destination.scheme,
+                    url_cipher=box.seal(url),
+                    url_masked=destination.masked,
+                    url_hash=destination.url_hash,
+                    kinds=list(NOTIFY_KINDS),
+                )
+            )
+            return True
     finally:
         await db.dispose()

@@ -29,16 +29,16 @@ import structlog
 
 from shared.config import Settings
 from shared.db import migrate
+from shared.notify import SecretBox, generate_key, parse_keys
 from shared.observability import SecretURL
 from shared.runtime import Beat, die_with_parent, read_beats, sync_client
-from steamwatch.demo import seed_demo
+from steamwatch.common import KEY_FILE, SERVICES
+from steamwatch.demo import seed_demo, seed_demo_subscription
 from steamwatch.discovery import remove_stores, write_stores
 from steamwatch.embedded import stores
 from steamwatch.monitor import Monitor
 
 log = structlog.get_logger(__name__)
-
-SERVICES: tuple[str, ...] = ("scheduler", "fetcher", "publisher", "watchdog")
 
 
 @dataclass
@@ -158,6 +158,55 @@ def start_simulator(home: os.PathLike[str], env: dict[str, str]) -> tuple[Child,
     raise RuntimeError(f"the simulator did not start; see {log_path}")
 
 
+def start_receiver(home: os.PathLike[str], env: dict[str, str]) -> tuple[Child, str]:
+    """The webhook receiver stand-in as a child (answering in 50 ms, recording to a file)."""
+    log_path = Path(home) / "receiver.log"
+    argv = [
+        sys.executable,
+        "-m",
+        "simulator.receiver",
+        "--port",
+        "0",
+        "--delay",
+        "0.05",
+        "--record",
+        str(Path(home) / "received.jsonl"),
+    ]
+    with log_path.open("wb") as out:
+        process = subprocess.Popen(
+            argv,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
+    child = Child(service="receiver", process=process)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process.poll() is None:
+        serving = re.search(
+            r"receiver serving on (http://\S+)", log_path.read_text(errors="replace")
+        )
+        if serving:
+            log.info("webhook receiver started", url=serving.group(1), pid=process.pid)
+            return child, serving.group(1)
+        time.sleep(0.05)
+    child.terminate()
+    raise RuntimeError(f"the webhook receiver did not start; see {log_path}")
+
+
+def secret_key(settings: Settings) -> str:
+    """STEAMWATCH_SECRET_KEY, or the key kept in ``<home>/secret.key`` (made on first run)."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value()
+    path = Path(settings.home) / KEY_FILE
+    if not path.exists():
+        path.write_text(generate_key() + "\n")
+        path.chmod(0o600)
+        log.info("secret key for destination URLs created", path=str(path))
+    return path.read_text().strip()
+
+
 def wait_ready(
     children: Sequence[Child], client: redis.Redis, *, timeout: float, stop: threading.Event
 ) -> str | None:
@@ -212,10 +261,12 @@ def run_dev(
     with stores(home=settings.home, database_url=database_url, redis_url=redis_url) as urls:
         log.info("migrating the database")
         migrate.upgrade(url=urls.database_url)
+        key = secret_key(settings)
         env = {
             **os.environ,
             "STEAMWATCH_DATABASE_URL": urls.database_url,
             "STEAMWATCH_REDIS_URL": urls.redis_url,
+            "STEAMWATCH_SECRET_KEY": key,
         }
         children: list[Child] = []
         client = sync_client(urls.redis_url)
@@ -230,12 +281,26 @@ def run_dev(
                 steam = {"steam_base_url": sim_url, "proxies": every_proxy}
                 env["STEAMWATCH_STEAM_BASE_URL"] = sim_url
                 env["STEAMWATCH_PROXIES"] = ",".join(every_proxy)
+                receiver, receiver_url = start_receiver(settings.home, env)
+                children.append(receiver)
+                steam["receiver_url"] = receiver_url
+                # The demo's destination is the local receiver: this run allows loopback.
+                env["STEAMWATCH_NOTIFY_ALLOW_PRIVATE"] = "true"
                 if demo:
                     added = asyncio.run(
                         seed_demo(database_url=urls.database_url, simulator_url=sim_url)
                     )
                     if added:
                         log.info("demo watches added", count=added)
+                    hook = f"json://{receiver_url.removeprefix('http://')}/demo"
+                    if asyncio.run(
+                        seed_demo_subscription(
+                            database_url=urls.database_url,
+                            url=hook,
+                            box=SecretBox(parse_keys(key)),
+                        )
+                    ):
+                        log.info("demo subscription added", destination=hook)
             ports = service_ports(settings, os.environ)
             bases = {s: f"http://127.0.0.1:{p}" for s, p in zip(SERVICES, ports, strict=True)}
             write_stores(
@@ -261,7 +326,8 @@ def run_dev(
                 log.error("steamwatch did not start", reason=problem)
                 code = 1
             elif not stop.is_set():
-                print(banner(urls.database_url, urls.redis_url, bases), flush=True)
+                receiving = None if steam is None else str(steam["receiver_url"])
+                print(banner(urls.database_url, urls.redis_url, bases, receiving), flush=True)
                 monitor = Monitor(
                     database_url=urls.database_url,
                     redis_url=urls.redis_url,
@@ -286,7 +352,9 @@ def run_dev(
     return code
 
 
-def banner(database_url: str, redis_url: str, services: dict[str, str]) -> str:
+def banner(
+    database_url: str, redis_url: str, services: dict[str, str], receiver: str | None = None
+) -> str:
     """What ``make run`` prints once ready: where everything is, passwords masked."""
     width = max(len(s) for s in services)
     lines = [
@@ -296,6 +364,14 @@ def banner(database_url: str, redis_url: str, services: dict[str, str]) -> str:
         *(
             f"  {service:<{width}}  {base}/metrics  {base}/healthz  {base}/readyz"
             for service, base in services.items()
+        ),
+        *(
+            [
+                f"  notifications  the demo's alerts go to the local webhook receiver {receiver}"
+                "/demo (`steamwatch notify list`; add yours with `steamwatch notify add`)"
+            ]
+            if receiver
+            else []
         ),
         '  in another terminal: eval "$(.venv/bin/steamwatch env)", then `steamwatch tail`,',
         '  `steamwatch status` or `redis-cli -u "$STEAMWATCH_REDIS_URL"`; events also below',

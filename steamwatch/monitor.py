@@ -1,4 +1,5 @@
-"""What ``steamwatch dev`` shows while it runs: the live event feed and a status line.
+"""What ``steamwatch dev`` shows while it runs: the live event feed, each notification as it
+is delivered (or given up on), and a status line.
 
 Both run on one background thread with its own event loop, its own Redis client and a
 one-connection engine, so the supervisor's main thread stays free for signals.
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import redis.asyncio
 from sqlalchemy import text
@@ -27,9 +30,59 @@ _STATUS = text(
       (SELECT count(*) FROM tasks WHERE status = 'stalled') AS stalled,
       (SELECT count(*) FROM tasks WHERE status = 'failed') AS failed,
       (SELECT coalesce(extract(epoch FROM now() - min(next_check)), 0) FROM tasks
-        WHERE is_active AND status = 'active' AND lease_token IS NULL AND next_check < now()) AS lag
+        WHERE is_active AND status = 'active' AND lease_token IS NULL AND next_check < now())
+        AS lag,
+      (SELECT count(*) FROM deliveries WHERE status = 'sent'
+        AND sent_at > now() - interval '1 minute') AS sent,
+      (SELECT count(*) FROM deliveries WHERE status IN ('pending', 'sending')) AS waiting,
+      (SELECT count(*) FROM deliveries WHERE status = 'dead') AS dead_letters
     """
 )
+
+
+_DELIVERED = text(
+    """
+    SELECT d.id, d.status, d.event->>'kind' AS kind, d.event->'item'->>'market_hash_name' AS item,
+           d.event_id, s.url_masked, d.last_error, d.attempts,
+           extract(epoch FROM coalesce(d.sent_at, now()) - d.event_at) AS after,
+           coalesce(d.sent_at, d.created_at) AS at
+    FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
+    WHERE (d.status = 'sent' AND d.sent_at > :since) OR (d.status = 'dead' AND d.id > :dead_after)
+    ORDER BY at LIMIT 200
+    """
+)
+
+
+class DeliveryFeed:
+    """Lines for the notifications delivered (or dead-lettered) since the last look."""
+
+    def __init__(self) -> None:
+        self.since = datetime.now(UTC)
+        self.dead_after = 0
+
+    async def lines(self, db: Database) -> list[str]:
+        async with db.session_scope() as session:
+            rows = list(
+                await session.execute(
+                    _DELIVERED, {"since": self.since, "dead_after": self.dead_after}
+                )
+            )
+        out = []
+        for row in rows:
+            if row.status == "sent":
+                self.since = max(self.since, row.at)
+                out.append(
+                    f"notify  {row.kind} {row.item} delivered to {row.url_masked} "
+                    f"{float(row.after):.2f}s after the check"
+                    + (f" (attempt {row.attempts})" if row.attempts > 1 else "")
+                )
+            else:
+                self.dead_after = max(self.dead_after, row.id)
+                out.append(
+                    f"notify  {row.kind} {row.item} to {row.url_masked} GAVE UP: "
+                    f"{row.last_error} (`steamwatch notify dlq list`)"
+                )
+        return out
 
 
 async def status_line(db: Database, client: redis.asyncio.Redis) -> str:
@@ -42,7 +95,8 @@ async def status_line(db: Database, client: redis.asyncio.Redis) -> str:
         # both, so the line says which; failing watches are counted beside it.
         f"status: {row.checks} successful checks/min, watches: {row.failing} failing, "
         f"{row.stalled} stalled, {row.failed} failed; queues checks={queues[CHECKS_QUEUE].ready} "
-        f"results={queues[RESULTS_QUEUE].ready} dead={dead}, lag {float(row.lag):.1f}s"
+        f"results={queues[RESULTS_QUEUE].ready} dead={dead}, lag {float(row.lag):.1f}s; "
+        f"notifications: {row.sent} sent/min, {row.waiting} waiting, {row.dead_letters} gave up"
     )
 
 
@@ -74,14 +128,20 @@ class Monitor(threading.Thread):
                 self.redis_url, emit=lambda line: self.emit(f"event  {line}"), stop=self._stop_event
             )
         )
+        deliveries = DeliveryFeed()
+        next_status = 0.0
         try:
             while not self._stop_event.is_set():
                 try:
-                    self.emit(await status_line(db, client))
+                    for line in await deliveries.lines(db):
+                        self.emit(line)
+                    if time.monotonic() >= next_status:
+                        next_status = time.monotonic() + self.every
+                        self.emit(await status_line(db, client))
                 except Exception as e:  # a status line must never take the supervisor down
                     self.emit(f"status: unavailable ({type(e).__name__})")
                 try:
-                    await asyncio.wait_for(self._stop_event.wait(), timeout=self.every)
+                    await asyncio.wait_for(self._stop_event.wait(), timeout=1.0)
                 except TimeoutError:
                     pass
         finally:

@@ -39,11 +39,10 @@ from shared.notify import (
     render,
 )
 from shared.steam import Item
-from steamwatch.common import database_url_of, echo_json, fail, settings_or_exit
+from steamwatch.common import KEY_FILE, database_url_of, echo_json, fail, settings_or_exit
 from steamwatch.taskviews import console, when
 
 T = TypeVar("T")
-KEY_FILE = "secret.key"
 
 
 class NotifyError(Exception):

@@ -24,10 +24,16 @@ from shared.bus.queues import QueueStats, all_queue_stats
 from shared.db import Database
 from shared.observability import redact_text
 from shared.runtime import Beat, async_client, read_beats, sync_client
-from steamwatch.common import database_url_of, echo_json, fail, redis_url_of, settings_or_exit
+from steamwatch.common import (
+    SERVICES,
+    database_url_of,
+    echo_json,
+    fail,
+    redis_url_of,
+    settings_or_exit,
+)
 from steamwatch.queues import duration
 
-SERVICES: tuple[str, ...] = ("scheduler", "fetcher", "publisher", "watchdog")
 EXIT_DOWN = 3
 
 # Deactivated comes first, whatever the status column says (as in shared.tasks.refusal).

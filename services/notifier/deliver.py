@@ -178,31 +178,30 @@ class Notifier:
             destination=claimed.masked,
             attempt=claimed.attempts,
         )
-        if claimed.subscription_status != "active":
-            await store.mark_dead(self.db, claimed.id, error="the subscription is paused")
-            DELIVERIES.labels(outcome="dead", service=claimed.scheme).inc()
-            bound.info("delivery dead-lettered: subscription paused")
-            return "dead"
         try:
             url = self.box.open(claimed.url_cipher)
             destination = _destination(url)
         except (SealedURLUnreadable, DestinationError) as e:
-            return await self._dead(claimed, str(e), service=claimed.scheme, log_=bound)
-        service = destination.service
+            return await self._dead(claimed, str(e), channel="unknown", log_=bound)
+        channel = destination.service
+        if claimed.subscription_status != "active":
+            return await self._dead(
+                claimed, "the subscription is paused", channel=channel, log_=bound
+            )
         try:
             await check_outside_async(destination, allow_private=self.policy.allow_private)
         except DestinationRefused as e:
-            DELIVERIES.labels(outcome="refused", service=service).inc()
+            DELIVERIES.labels(outcome="refused", channel=channel).inc()
             await self._pause(claimed, f"the destination {e.reason}", log_=bound)
             return "refused"
         except DestinationUnresolved as e:
             return await self._retry(
-                claimed, service, SendResult("failed", error=e.reason, reason="unresolved"), bound
+                claimed, channel, SendResult("failed", error=e.reason, reason="unresolved"), bound
             )
         wait = await self._wait_for_rate(destination)
         if wait > 0:
             await store.put_back(self.db, claimed.id, delay=wait, error=None, counted=False)
-            DELIVERIES.labels(outcome="rate_limited", service=service).inc()
+            DELIVERIES.labels(outcome="rate_limited", channel=channel).inc()
             bound.debug("delivery held back by the rate limit", wait=round(wait, 3))
             return "rate_limited"
         title, body = render(claimed.event, claimed.template)
@@ -218,13 +217,13 @@ class Notifier:
         self.last_progress = time.monotonic()
         if result.verdict == "sent":
             await store.mark_sent(self.db, claimed.id)
-            DELIVERIES.labels(outcome="sent", service=service).inc()
+            DELIVERIES.labels(outcome="sent", channel=channel).inc()
             age = (datetime.now(UTC) - claimed.event_at).total_seconds()
             LATENCY.observe(max(0.0, age))
-            bound.info("notification sent", service=service, latency=round(age, 3))
+            bound.info("notification sent", channel=channel, latency=round(age, 3))
             return "sent"
         if result.verdict == "gone":
-            DELIVERIES.labels(outcome="paused", service=service).inc()
+            DELIVERIES.labels(outcome="paused", channel=channel).inc()
             await self._pause(claimed, f"the service answered {result.error}", log_=bound)
             return "paused"
         if result.verdict == "rate_limited":
@@ -237,11 +236,11 @@ class Notifier:
                 HOLD_PREFIX + destination.url_hash, "1", px=max(1, int(hold * 1000))
             )
             await store.put_back(self.db, claimed.id, delay=hold, error=result.error, counted=False)
-            RETRIES.labels(reason="429", service=service).inc()
-            DELIVERIES.labels(outcome="rate_limited", service=service).inc()
+            RETRIES.labels(reason="429", channel=channel).inc()
+            DELIVERIES.labels(outcome="rate_limited", channel=channel).inc()
             bound.warning("destination rate-limited us", retry_after=round(hold, 3))
             return "rate_limited"
-        return await self._retry(claimed, service, result, bound)
+        return await self._retry(claimed, channel, result, bound)
 
     async def _wait_for_rate(self, destination: Destination) -> float:
         """Seconds to wait before sending (0: go now, and the send is counted)."""
@@ -265,27 +264,27 @@ class Notifier:
         return max(0.01, stats.reset_time - time.time())
 
     async def _retry(
-        self, claimed: store.Claimed, service: str, result: SendResult, log_: structlog.BoundLogger
+        self, claimed: store.Claimed, channel: str, result: SendResult, log_: structlog.BoundLogger
     ) -> str:
         if claimed.attempts >= self.policy.max_attempts:
             return await self._dead(
                 claimed,
                 f"gave up after {claimed.attempts} attempts: {result.error}",
-                service=service,
+                channel=channel,
                 log_=log_,
             )
         delay = self.policy.backoff(claimed.attempts)
         await store.put_back(self.db, claimed.id, delay=delay, error=result.error, counted=True)
-        RETRIES.labels(reason=result.reason or "error", service=service).inc()
-        DELIVERIES.labels(outcome="retry", service=service).inc()
+        RETRIES.labels(reason=result.reason or "error", channel=channel).inc()
+        DELIVERIES.labels(outcome="retry", channel=channel).inc()
         log_.warning("send failed; will retry", error=result.error, retry_in=round(delay, 1))
         return "retry"
 
     async def _dead(
-        self, claimed: store.Claimed, error: str, *, service: str, log_: structlog.BoundLogger
+        self, claimed: store.Claimed, error: str, *, channel: str, log_: structlog.BoundLogger
     ) -> str:
         await store.mark_dead(self.db, claimed.id, error=error)
-        DELIVERIES.labels(outcome="dead", service=service).inc()
+        DELIVERIES.labels(outcome="dead", channel=channel).inc()
         log_.error("delivery dead-lettered", error=error)
         return "dead"
 

@@ -1,7 +1,7 @@
 """The notifier's own metrics, counted where a delivery happens (``deliver.py``, ``stream.py``).
 
-Destination URLs never appear in a label: the label is the Apprise service ("Telegram",
-"JSON"), and the outcome.
+Destination URLs never appear in a label: ``channel`` is the Apprise service ("Telegram",
+"JSON", "E-Mail"), beside the outcome. (Not ``service``: that is the scrape target's label.)
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from prometheus_client import Counter, Gauge, Histogram
 OUTCOMES = ("sent", "retry", "rate_limited", "dead", "paused", "refused")
 DELIVERIES = Counter(
     "steamwatch_notifier_deliveries",
-    "Delivery attempts by outcome and service: sent, retry (will be tried again), "
-    "rate_limited (held back before sending), dead (dead-lettered), paused (the destination "
-    "refused us: unauthorised or not found), refused (the destination reaches inside)",
-    ["outcome", "service"],
+    "Delivery attempts by outcome and channel (the Apprise service): sent, retry (will be "
+    "tried again), rate_limited (held back before sending), dead (dead-lettered), paused "
+    "(the destination refused us: unauthorised or not found), refused (it reaches inside)",
+    ["outcome", "channel"],
 )
 LATENCY = Histogram(
     "steamwatch_notifier_delivery_latency_seconds",
@@ -24,7 +24,7 @@ LATENCY = Histogram(
 RETRIES = Counter(
     "steamwatch_notifier_retries",
     "Failed sends that will be retried, by reason (5xx, 4xx, 429, timeout, connection, error)",
-    ["reason", "service"],
+    ["reason", "channel"],
 )
 RESENT = Counter(
     "steamwatch_notifier_resent_after_crash",
@@ -53,7 +53,7 @@ OLDEST_PENDING = Gauge(
 )
 BEHIND = Gauge(
     "steamwatch_notifier_stream_behind_seconds",
-    "How far the notifiers' consumer group is behind the newest event in the stream",
+    "Age of the oldest event in the stream no notifier has read yet (0 when all are read)",
 )
 UNACKED = Gauge(
     "steamwatch_notifier_stream_unacked",
@@ -62,12 +62,12 @@ UNACKED = Gauge(
 RETRY_REASONS = ("5xx", "4xx", "429", "timeout", "connection", "unresolved", "error")
 
 
-def seed(services: tuple[str, ...] = ("JSON", "Telegram", "Discord")) -> None:
+def seed(channels: tuple[str, ...] = ("JSON", "Telegram", "Discord")) -> None:
     """Every known series exists from the start, at 0."""
-    for service in services:
+    for channel in channels:
         for outcome in OUTCOMES:
-            DELIVERIES.labels(outcome=outcome, service=service)
+            DELIVERIES.labels(outcome=outcome, channel=channel)
         for reason in RETRY_REASONS:
-            RETRIES.labels(reason=reason, service=service)
+            RETRIES.labels(reason=reason, channel=channel)
     for outcome in ("matched", "unmatched", "malformed"):
         EVENTS.labels(outcome=outcome)

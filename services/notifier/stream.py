@@ -8,6 +8,7 @@ recorded in PostgreSQL, so no crash between the two loses it.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,13 +114,13 @@ class EventStream:
             await self.redis.xack(self.stream, self.group, *ids)
 
     async def lag(self) -> tuple[float, int]:
-        """(seconds the group is behind the newest entry, entries read and not acknowledged)."""
-        newest = await self.redis.xrevrange(self.stream, count=1)
+        """(age in seconds of the oldest entry the group has not read, entries read and not
+        acknowledged). Stream ids are milliseconds, so an entry's id tells its age."""
         groups = await self.redis.xinfo_groups(self.stream)
         mine = next((g for g in groups if _text(g["name"]) == self.group), None)
-        if mine is None or not newest:
+        if mine is None:
             return 0.0, 0
         delivered = _text(mine["last-delivered-id"] or "0-0")
-        newest_id: Any = newest[0][0]
-        behind = max(0, _ms(_text(newest_id)) - _ms(delivered)) / 1000
+        unread: Any = await self.redis.xrange(self.stream, min=f"({delivered}", count=1)
+        behind = max(0.0, time.time() - _ms(_text(unread[0][0])) / 1000) if unread else 0.0
         return behind, int(mine["pending"])

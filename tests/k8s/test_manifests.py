@@ -265,4 +265,6 @@ def test_the_package_installs_as_the_image_installs_it_with_its_data(tmp_path: P
         env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
     )
     assert ran.returncode == 0, ran.stderr
-    assert "0002" in ran.stdout
+    from shared.db import migrate
+
+    assert repr(migrate.heads()) in ran.stdout  # the installed migrations end where ours do

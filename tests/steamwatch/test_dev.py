@@ -15,6 +15,8 @@ from pathlib import Path
 
 import redis
 
+from simulator.receiver import read_records
+
 SECRET = "hunter2-very-secret"
 
 
@@ -106,7 +108,18 @@ def test_dev_runs_the_whole_system_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -
         started = _json_lines("".join(output.lines))
         pids = {e["service"]: e["pid"] for e in started if e.get("event") == "service started"}
         pids["simulator"] = next(e["pid"] for e in started if e.get("event") == "simulator started")
-        assert set(pids) == {"simulator", "scheduler", "fetcher", "publisher", "watchdog"}
+        pids["receiver"] = next(
+            e["pid"] for e in started if e.get("event") == "webhook receiver started"
+        )
+        assert set(pids) == {
+            "simulator",
+            "receiver",
+            "scheduler",
+            "fetcher",
+            "publisher",
+            "watchdog",
+            "notifier",
+        }
         assert all(_alive(pid) for pid in pids.values())
         assert (home / "postgres" / "postmaster.pid").exists()
         assert any(e.get("event") == "simulator started" for e in started)
@@ -114,6 +127,16 @@ def test_dev_runs_the_whole_system_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -
         # The live feed and the status line: demo watches are checked and alert.
         assert output.wait_for("event  ", timeout=90), "".join(output.lines)[-3000:]
         assert output.wait_for("status: ", timeout=30)
+        assert any(e.get("event") == "demo subscription added" for e in started)
+        # ...and each alert arrives at the local webhook receiver as a delivered notification.
+        assert output.wait_for("delivered to json://127.0.0.1:", timeout=60), "".join(output.lines)[
+            -3000:
+        ]
+        [delivered] = [x for x in output.lines if "delivered to json://" in x][:1]
+        assert re.search(r"notify  \w+ .+ delivered to json://127\.0\.0\.1:\d+/demo ", delivered)
+        records = read_records(home / "received.jsonl")
+        assert records and records[0]["path"] == "/demo" and records[0]["status"] == 200
+        assert "steamcommunity.com/market/listings/" in records[0]["body"]["message"]
         tail = subprocess.run(
             [sys.executable, "-m", "steamwatch", "tail", "--from-start", "--count", "1", "--json"],
             env=_env(STEAMWATCH_HOME=str(home)),
@@ -125,7 +148,8 @@ def test_dev_runs_the_whole_system_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -
         assert json.loads(tail.stdout)["schema"] == 1
         # The banner says where everything is; `steamwatch env` gives it to other terminals.
         banner = "".join(output.lines)
-        for service in ("scheduler", "fetcher", "publisher", "watchdog"):
+        assert "notifications  the demo's alerts go to the local webhook receiver" in banner
+        for service in ("scheduler", "fetcher", "publisher", "watchdog", "notifier"):
             assert re.search(
                 rf"  {service} +http://127\.0\.0\.1:\d+/metrics .*/healthz .*/readyz", banner
             )
@@ -193,9 +217,9 @@ def test_a_killed_supervisor_takes_its_children_with_it(tmp_path: Path) -> None:
     try:
         assert output.wait_for("steamwatch ready", timeout=120), "".join(output.lines)
         started = _json_lines("".join(output.lines))
-        kinds = ("service started", "simulator started")
+        kinds = ("service started", "simulator started", "webhook receiver started")
         pids = [e["pid"] for e in started if e.get("event") in kinds]
-        assert len(pids) == 5
+        assert len(pids) == 7
     finally:
         process.kill()
         process.wait()

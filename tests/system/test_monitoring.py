@@ -34,6 +34,7 @@ from shared.runtime import HEARTBEAT_PREFIX
 from steamwatch.dev import free_ports
 from steamwatch.embedded import EmbeddedPostgres, EmbeddedRedis
 from testbed.system import SESSION_STATE_ERRORS, System
+from tests.fixtures.notify import KEY
 from tests.fixtures.pipeline import FAST, catalogue
 from tests.fixtures.tasks import add_tasks
 from tests.fixtures.waiting import until
@@ -42,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "k8s" / "monitoring" / "steamwatch-alerts.yaml"
 DASHBOARD = ROOT / "k8s" / "monitoring" / "steamwatch-dashboard.json"
 METRIC = re.compile(r"\b((?:steamwatch|dramatiq)_[a-z0-9_]+)\b")
-SERVICES = ("scheduler", "fetcher", "publisher", "watchdog")
+SERVICES = ("scheduler", "fetcher", "publisher", "watchdog", "notifier")
 
 
 @pytest.fixture(scope="session")
@@ -174,6 +175,7 @@ async def test_every_service_serves_health_and_metrics_promtool_accepts_covering
         "STEAMWATCH_BACKOFF_FLOOR": "0.1",
         "STEAMWATCH_BACKOFF_CAP": "0.2",
         "STEAMWATCH_METRICS_HOST": "127.0.0.1",
+        "STEAMWATCH_SECRET_KEY": KEY,  # the notifier's
     }
     procs = {s: system.start(s, **env, STEAMWATCH_METRICS_PORT=str(ports[s])) for s in SERVICES}
 
