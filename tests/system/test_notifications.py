@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+import aiohttp
 import redis.asyncio
 from sqlalchemy import select, text
 
 from shared.alerts import EVENTS_STREAM, Event
 from shared.db import Database, Subscription
 from simulator.receiver import ReceiverControl, read_records
+from steamwatch.embedded import free_port
 from testbed.system import System
 from tests.fixtures.notify import (
     FAST_NOTIFIER,
@@ -301,3 +303,79 @@ async def test_a_malformed_stream_entry_is_acknowledged_logged_and_the_next_deli
     ]
     assert len(logged) == 2
     assert system.unexpected_exits() == []
+
+
+async def test_a_destination_token_appears_in_no_log_line_cli_output_error_metric_or_row(
+    db: Database, system: System, redis_url: str, database_url: str
+) -> None:
+    token = "S3cr3t-T0ken-4f9a"
+    _, url, record = system.start_receiver()
+    control = ReceiverControl(url)
+    control.set_mode(mode="status", status=503, count=2)
+    secret_url = f"json://bot:{token}@{url[7:]}/hook"
+    env = {"STEAMWATCH_NOTIFY_ALLOW_PRIVATE": "true"}
+    outputs = []
+    added = await notify_cli(
+        database_url,
+        "add",
+        "--owner",
+        "alice",
+        secret_url,
+        "--kinds",
+        "all",
+        "--template",
+        "{event_id}",
+        **env,
+    )
+    outputs.append(added)
+    assert added.returncode == 0, added.stderr
+    again = await notify_cli(database_url, "add", "--owner", "alice", secret_url, **env)
+    assert again.returncode == 2 and "already sends to" in again.stderr  # an error, masked
+    outputs.append(again)
+    refused = await notify_cli(database_url, "add", "--owner", "alice", secret_url)
+    assert refused.returncode == 2 and "loopback" in refused.stderr
+    outputs.append(refused)
+    port = free_port()
+    metrics = f"http://127.0.0.1:{port}/metrics"
+    system.start(
+        "notifier",
+        **{**FAST_NOTIFIER, "STEAMWATCH_METRICS_PORT": str(port), "STEAMWATCH_LOG_LEVEL": "DEBUG"},
+    )
+    one = event(1)
+    await publish_events(redis_url, [one])
+
+    async def sent() -> bool:
+        return received(record)[one.id] == 1
+
+    assert await until(sent, within=30), system.logs("notifier")[-3000:]
+    [row] = read_records(record)[-1:]
+    assert row["status"] == 200  # the token did reach the destination, as it must
+    control.set_mode(mode="status", status=401)
+    await publish_events(redis_url, [event(2)])
+
+    async def paused() -> bool:
+        return "subscription paused" in system.logs("notifier")
+
+    assert await until(paused, within=30)
+    for args in (
+        ("list",),
+        ("list", "--json"),
+        ("dlq", "list"),
+        ("dlq", "list", "--json"),
+        ("test", "1"),
+    ):
+        outputs.append(await notify_cli(database_url, *args, **env))
+    async with aiohttp.ClientSession() as http, http.get(metrics) as response:
+        served = await response.text()
+    async with db.session_scope() as s:
+        stored = [tuple(r) for r in await s.execute(text("SELECT * FROM subscriptions"))]
+        stored += [tuple(r) for r in await s.execute(text("SELECT * FROM deliveries"))]
+    seen = {
+        "notifier log": system.logs("notifier"),
+        "cli": "\n".join(o.stdout + o.stderr for o in outputs),
+        "metrics": served,
+        "rows": repr(stored),
+    }
+    assert "subscription 1 added" in seen["cli"] and "json://bot:" in seen["cli"]
+    assert "DEBUG" in seen["notifier log"].upper()
+    assert {where: token in text_ for where, text_ in seen.items()} == dict.fromkeys(seen, False)
