@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# One image for every steamwatch service: `steamwatch run scheduler|fetcher|publisher|watchdog`,
+# One image for every steamwatch service: `steamwatch run scheduler|fetcher|publisher|watchdog|notifier`,
 # `steamwatch db upgrade` for the migration Job. PostgreSQL and Redis are always external here,
 # so the embedded stores (the `embedded` extra) are not installed.
 

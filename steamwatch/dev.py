@@ -82,7 +82,7 @@ def free_ports(count: int) -> list[int]:
 
 def service_ports(settings: Settings, environ: Mapping[str, str]) -> list[int]:
     """Each service's /metrics port: from STEAMWATCH_METRICS_PORT up (scheduler, fetcher,
-    publisher, watchdog) when it is set, for URLs that stay the same from run to run; free
+    publisher, watchdog, notifier) when it is set, for URLs that stay the same from run to run; free
     ones the kernel picks otherwise."""
     if "STEAMWATCH_METRICS_PORT" in environ and settings.metrics_port != 0:
         return [settings.metrics_port + i for i in range(len(SERVICES))]
