@@ -25,6 +25,7 @@ Settings come from the environment (STEAMWATCH_<NAME>):
   HOME           data folder for the embedded stores (default ./.steamwatch)
   STEAM_BASE_URL Steam, or the simulator (default https://steamcommunity.com)
   PROXIES        comma-separated proxy URLs, or "direct" (default)
+  SECRET_KEY     Fernet key(s) sealing notification destinations (`steamwatch notify keygen`)
   LOG_LEVEL, LOG_FORMAT, DB_POOL_SIZE, DB_MAX_OVERFLOW, SCHEDULER_TICK, ...
   (README.md has the full table.)
 """

@@ -85,6 +85,18 @@ BAD_VALUES = [
     pytest.param(
         "STEAMWATCH_WATCHDOG_GRACE", "-1", "greater than or equal to 0", id="negative-grace"
     ),
+    pytest.param("STEAMWATCH_SECRET_KEY", SECRET, "key 1 of 1 is not a Fernet key", id="key"),
+    pytest.param(
+        "STEAMWATCH_SECRET_KEY",
+        f"UHc3HiD7BVP1lWMKk4Lb1Urj1MlCBGpSX6napSXTOto=,{SECRET}",
+        "key 2 of 2 is not a Fernet key",
+        id="second-key",
+    ),
+    pytest.param("STEAMWATCH_SECRET_KEY", " , ", "is empty", id="empty-key"),
+    pytest.param("STEAMWATCH_NOTIFY_RATES", "json=fast", "scheme=messages/seconds", id="rate"),
+    pytest.param("STEAMWATCH_NOTIFY_RATES", "json=0/1", "under 1 message", id="rate-zero"),
+    pytest.param("STEAMWATCH_NOTIFY_MAX_ATTEMPTS", "0", "greater than or equal to 1", id="tries"),
+    pytest.param("STEAMWATCH_NOTIFIER_CONSUMER", "a b", "should match pattern", id="consumer"),
 ]
 
 
@@ -142,3 +154,15 @@ def test_settings_are_frozen() -> None:
 def test_test_harness_variables_are_not_settings() -> None:
     settings = load_settings({"STEAMWATCH_TEST_DATABASE_URL": "postgresql://x/y"})
     assert settings.embedded_database
+
+
+def test_notification_settings_read_keys_and_rates() -> None:
+    key = "UHc3HiD7BVP1lWMKk4Lb1Urj1MlCBGpSX6napSXTOto="
+    settings = load_settings(
+        {"STEAMWATCH_SECRET_KEY": f" {key} ", "STEAMWATCH_NOTIFY_RATES": "json=5/1, tgram=20/60"}
+    )
+    assert settings.secret_key is not None and settings.secret_key.get_secret_value() == key
+    assert key not in repr(settings) and key not in str(settings.secret_key)
+    assert settings.notify_rates == {"json": (5, 1.0), "tgram": (20, 60.0)}
+    with pytest.raises(ConfigError, match="NOTIFY_RETRY_CAP: is shorter than"):
+        load_settings({"STEAMWATCH_NOTIFY_RETRY_BASE": "10", "STEAMWATCH_NOTIFY_RETRY_CAP": "5"})
