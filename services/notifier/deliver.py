@@ -126,11 +126,9 @@ class Notifier:
         )
         self.queue: asyncio.Queue[int] = asyncio.Queue()
         self.queued: set[int] = set()
-        self.sending = 0
         self.pool = ThreadPoolExecutor(
             max_workers=policy.concurrency, thread_name_prefix="notify-send"
         )
-        self.last_progress = time.monotonic()
 
     # -- stream entries to delivery rows -------------------------------------------------
 
@@ -156,7 +154,6 @@ class Notifier:
             EVENTS.labels(outcome="unmatched").inc(len(events) - min(matched, len(events)))
         for delivery_id in ids:
             self.enqueue(delivery_id)
-        self.last_progress = time.monotonic()
         return matched
 
     def enqueue(self, delivery_id: int) -> None:
@@ -206,15 +203,10 @@ class Notifier:
             return "rate_limited"
         title, body = render(claimed.event, claimed.template)
         loop = asyncio.get_running_loop()
-        self.sending += 1
-        try:
-            result = await loop.run_in_executor(
-                self.pool,
-                lambda: send_blocking(url, title=title, body=body, timeout=self.policy.timeout),
-            )
-        finally:
-            self.sending -= 1
-        self.last_progress = time.monotonic()
+        result = await loop.run_in_executor(
+            self.pool,
+            lambda: send_blocking(url, title=title, body=body, timeout=self.policy.timeout),
+        )
         if result.verdict == "sent":
             await store.mark_sent(self.db, claimed.id)
             DELIVERIES.labels(outcome="sent", channel=channel).inc()

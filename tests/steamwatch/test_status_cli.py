@@ -30,7 +30,7 @@ from shared.db import Database, Task
 from shared.runtime import Heart
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("scheduler", "fetcher", "publisher", "watchdog")
+SERVICES = ("scheduler", "fetcher", "publisher", "watchdog", "notifier")
 
 
 async def status(redis_url: str, database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -88,9 +88,11 @@ def ago(seconds: float) -> datetime:
 async def test_status_names_down_services_counts_tasks_and_measures_lag(
     db: Database, database_url: str, redis_url: str, beats: redis.Redis
 ) -> None:
-    # Given a scheduler and two fetchers beating (one still starting), no publisher, no watchdog;
+    # Given a scheduler, a notifier and two fetchers beating (one still starting), no publisher,
+    # no watchdog;
     given = time.time()
     beat(beats, "scheduler", "host-a:10", up_for=300)
+    beat(beats, "notifier", "host-a:13", up_for=60)
     beat(beats, "fetcher", "host-a:11", up_for=120)
     beat(beats, "fetcher", "host-b:12", state="starting")
     # tasks in every state, one active task 120 s overdue, and overdue ones that do not count:
@@ -134,6 +136,7 @@ async def test_status_names_down_services_counts_tasks_and_measures_lag(
         "fetcher": True,
         "publisher": False,
         "watchdog": False,
+        "notifier": True,
     }
     fetchers = report["services"]["fetcher"]["instances"]
     assert [(f["instance"], f["state"]) for f in fetchers] == [
