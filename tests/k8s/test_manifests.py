@@ -206,10 +206,22 @@ def test_the_monitoring_objects_carry_the_dashboard_and_rules_of_k8s_monitoring(
 def test_no_secret_is_committed_in_the_manifests() -> None:
     for overlay in OVERLAYS:
         assert of_kind(overlay, "Secret") == {}  # created by hand, per the README
-    example = yaml.safe_load((K8S / "base" / "secret.example.yaml").read_text())["stringData"]
+    shared, key = yaml.safe_load_all((K8S / "base" / "secret.example.yaml").read_text())
+    example = shared["stringData"]
     assert example["redis-password"] == "CHANGE-ME"
     for value in example.values():  # every credential in a URL is the placeholder
         assert "@" not in value or ":CHANGE-ME@" in value, value
+    # The notifier's key lives apart: no Deployment but the notifier's can read it.
+    assert key["metadata"]["name"] == "steamwatch-notifier-key"
+    assert key["stringData"] == {"STEAMWATCH_SECRET_KEY": "CHANGE-ME"}
+    assert "STEAMWATCH_SECRET_KEY" not in example and "secret-key" not in example
+    for overlay in OVERLAYS:
+        readers = {
+            name
+            for name, deployment in of_kind(overlay, "Deployment").items()
+            if "steamwatch-notifier-key" in json.dumps(deployment)
+        }
+        assert readers == {"steamwatch-notifier"}, readers
 
 
 def test_the_dockerfile_passes_hadolint_and_runs_the_cli_unprivileged_behind_tini() -> None:
