@@ -94,8 +94,14 @@ def limits_uri(redis_url: str) -> str:
     return "async+" + redis_url
 
 
+#: Seconds added to every window enforced: a rate is counted when a send starts, and the
+#: service counts it when it arrives, so a send slowed on its way (a busy machine, a slow
+#: connect) must not make a window there hold one more than the rate allows.
+MARGIN = 1
+
+
 def _item(rate: Rate) -> RateLimitItem:
-    return RateLimitItemPerSecond(rate.limit, max(1, math.ceil(rate.seconds)))
+    return RateLimitItemPerSecond(rate.limit, math.ceil(rate.seconds) + MARGIN)
 
 
 @lru_cache(maxsize=2048)

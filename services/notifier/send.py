@@ -30,6 +30,7 @@ _seen: contextvars.ContextVar[Noted | None] = contextvars.ContextVar(
     "steamwatch_notify_responses", default=None
 )
 _original_send: Any = None
+_ASSET = apprise.AppriseAsset(async_mode=False)
 
 
 def install_response_observer() -> None:
@@ -87,13 +88,15 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
 
 def send_blocking(url: str, *, title: str, body: str, timeout: float) -> SendResult:
     """Send one message (blocking: run it in a thread); never raises for the service's sake."""
-    plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+    # Sequential: the send runs in this (the notifier's) thread, not handed on to Apprise's
+    # own pool, so it leaves right after its rate-limit slot was taken.
+    plugin = apprise.Apprise.instantiate(url, asset=_ASSET, suppress_exceptions=True)
     if plugin is None:
         return SendResult("failed", error="Apprise cannot read the destination URL", reason="error")
     # Our retries replace Apprise's own; the timeouts bound the thread's time.
     plugin.socket_connect_timeout = min(timeout, 4.0)
     plugin.socket_read_timeout = timeout
-    notifier = apprise.Apprise()
+    notifier = apprise.Apprise(asset=_ASSET)
     notifier.add(plugin)
     noted: Noted = []
     token = _seen.set(noted)

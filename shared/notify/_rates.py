@@ -3,8 +3,9 @@ account (a Telegram bot), per account, shared by every notifier replica through 
 
 The services' published limits: Telegram about 30 messages a second per bot and 20 a minute
 per group chat; Discord webhooks about 5 requests per 2 seconds; Slack about one a second per
-webhook. A moving window (the ``limits`` library's, on Redis) means no destination ever sees
-more than its rate in any window, whichever replica sends.
+webhook. A moving window (the ``limits`` library's, on Redis, one second longer than the rate's
+own: see ``services.notifier.deliver.MARGIN``) means no destination ever sees more than its
+rate in any window, whichever replica sends.
 """
 
 from __future__ import annotations
