@@ -3,8 +3,9 @@
 The notifier runs as in production (`steamwatch run notifier`, default settings: 16 sends in
 flight, the default 10 a second per webhook destination, kept as 10 in any 2 s, which 2 a
 second each never binds), the webhook receiver stand-in answers every POST in 50 ms, and 25
-owners each have one subscription. Events go onto ``steamwatch:events`` the way the publisher puts them there, 50 a
-second for ``SECONDS`` seconds, each stamped with the moment it was raised. Latency is
+owners each have one subscription. Events go onto ``steamwatch:events`` the way the publisher
+puts them there, 50 a second for ``SECONDS`` seconds, each stamped with the moment it was
+raised. Latency is
 ``sent_at - event_at`` of every delivery row (PostgreSQL's clock against the event's own time,
 both on this machine), so it covers the stream, the consumer group, recording the delivery,
 the claim, the rate limiter, the send through Apprise and the row marked sent.
