@@ -18,11 +18,11 @@ from typing import Any, TypeVar
 import click
 from rich.table import Column, Table
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from shared.alerts import Event
 from shared.config import Settings
-from shared.db import Database, Delivery, Subscription, Task
+from shared.db import Database, Delivery, Subscription
 from shared.notify import (
     NOTIFY_KINDS,
     TEMPLATE_FIELDS,
@@ -30,7 +30,9 @@ from shared.notify import (
     SealedURLUnreadable,
     SecretBox,
     SecretKeyError,
+    SubscriptionConflict,
     SubscriptionError,
+    add_subscription,
     check_outside,
     generate_key,
     parse_destination,
@@ -150,32 +152,13 @@ def add(
     box = secret_box_of(settings)
 
     async def work(db: Database) -> Subscription:
-        async with db.session_scope() as session:
-            if spec.task_id is not None:
-                task = await session.get(Task, spec.task_id)
-                if task is None or task.owner != spec.owner:
-                    raise NotifyError(f"--task: no watch {spec.task_id} of owner {spec.owner!r}")
-            sub = Subscription(
-                owner=spec.owner,
-                task_id=spec.task_id,
-                scheme=spec.destination.scheme,
-                url_cipher=box.seal(spec.destination.url),
-                url_masked=spec.destination.masked,
-                url_hash=spec.destination.url_hash,
-                kinds=list(spec.kinds),
-                template=spec.template,
-            )
-            session.add(sub)
-            try:
-                await session.flush()
-            except IntegrityError:
-                raise NotifyError(
-                    f"URL: {spec.owner!r} already sends to {spec.destination.masked}"
-                    + (f" for watch {spec.task_id}" if spec.task_id else "")
-                    + " (see `steamwatch notify list`)"
-                ) from None
-            await session.refresh(sub)
-            return sub
+        try:
+            async with db.session_scope() as session:
+                return await add_subscription(session, spec, box)
+        except SubscriptionConflict as e:
+            raise NotifyError(f"URL: {e.reason} (see `steamwatch notify list`)") from None
+        except SubscriptionError as e:
+            raise NotifyError(f"{_flag(e.field)}: {e.reason}") from None
 
     sub = _on_database(settings, work)
     if as_json:

@@ -10,35 +10,8 @@ import csv
 import io
 import json
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
-from shared.tasks import FIELD_NAMES, TaskSpec, TaskSpecError, field_key, parse_task
-
-WATCH_FIELDS = "duplicate watch (owner, appid, item, kind)"
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One definition read from a file, and where it was."""
-
-    where: str
-    line: int
-    fields: Any  # a mapping, unless a JSON file holds something else
-    problem: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BadRow:
-    """A row that cannot be imported: where it is and what is wrong (field: reason)."""
-
-    where: str
-    line: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.reason}"
+from shared.tasks import FIELD_NAMES, Row, field_key
 
 
 class ImportFileError(ValueError):
@@ -112,27 +85,3 @@ def _element_lines(content: str) -> list[int]:
 def _skip_space(content: str, at: int) -> int:
     match = _JSON_SPACE.match(content, at)
     return match.end() if match else at
-
-
-def validate_rows(
-    rows: Sequence[Row], *, min_interval: int
-) -> tuple[list[tuple[Row, TaskSpec]], list[BadRow]]:
-    """Valid rows with their specs, and bad ones; a watch given twice is bad the second time."""
-    good: list[tuple[Row, TaskSpec]] = []
-    bad: list[BadRow] = []
-    first: dict[tuple[str, int, str, str], Row] = {}
-    for row in rows:
-        if row.problem is not None:
-            bad.append(BadRow(row.where, row.line, row.problem))
-            continue
-        try:
-            spec = parse_task(row.fields, min_interval=min_interval)
-        except TaskSpecError as e:
-            bad.append(BadRow(row.where, row.line, str(e)))
-            continue
-        if (earlier := first.get(spec.watch)) is not None:
-            bad.append(BadRow(row.where, row.line, f"{WATCH_FIELDS}: same as {earlier.where}"))
-            continue
-        first[spec.watch] = row
-        good.append((row, spec))
-    return good, bad

@@ -12,20 +12,32 @@ import json
 import os
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from rich.table import Column, Table
-from sqlalchemy import delete, func, insert, select, text, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.config import Settings
 from shared.db import TASK_STATUSES, WATCH_KINDS, Database, PriceSnapshot, Task
 from shared.observability import SecretURL
-from shared.tasks import TaskSpec, TaskSpecError, parse_task
+from shared.tasks import (
+    PAUSED,
+    BadRow,
+    Imported,
+    Row,
+    TaskSpec,
+    TaskSpecError,
+    WatchError,
+    add_watch,
+    import_watches,
+    parse_task,
+    resumed,
+    validate_rows,
+)
 from steamwatch.common import (
     database_url_of,
     echo_json,
@@ -33,15 +45,7 @@ from steamwatch.common import (
     find_redis_url,
     settings_or_exit,
 )
-from steamwatch.taskfiles import (
-    WATCH_FIELDS,
-    BadRow,
-    ImportFileError,
-    Row,
-    csv_rows,
-    json_rows,
-    validate_rows,
-)
+from steamwatch.taskfiles import ImportFileError, csv_rows, json_rows
 from steamwatch.taskviews import (
     MONEY_COLUMNS,
     check_json,
@@ -55,13 +59,10 @@ from steamwatch.taskviews import (
 )
 
 T = TypeVar("T")
-WATCH_CONSTRAINT = "uq_tasks_watch"
 
 
-class TasksError(Exception):
+class TasksError(WatchError):
     """Raised when a tasks command must stop; its transaction is rolled back."""
-
-    details: tuple[str, ...] = ()
 
 
 class NoSuchTask(TasksError):
@@ -70,29 +71,6 @@ class NoSuchTask(TasksError):
     def __init__(self, ids: Iterable[int]) -> None:
         self.ids = tuple(ids)
         super().__init__(f"no such task: {', '.join(map(str, self.ids))}")
-
-
-class DuplicateWatch(TasksError):
-    """Raised when the owner already watches this item for this kind."""
-
-    def __init__(self, spec: TaskSpec, task_id: int | None) -> None:
-        holder = f"task {task_id}" if task_id is not None else "another task"
-        super().__init__(
-            f"{WATCH_FIELDS}: {holder} already watches {spec.appid}/{spec.market_hash_name!r}"
-            f" ({spec.kind}) for {spec.owner!r}"
-        )
-        self.task_id = task_id
-
-
-class ImportRejected(TasksError):
-    """Raised when an import has bad rows and may not skip them."""
-
-    def __init__(self, bad: Sequence[BadRow], good: int) -> None:
-        super().__init__(
-            f"nothing imported: {len(bad)} of {len(bad) + good} rows are bad"
-            f" (--skip-invalid imports the other {good} and lists the bad ones)"
-        )
-        self.details = tuple(str(row) for row in bad)
 
 
 @click.group()
@@ -108,7 +86,7 @@ def _on_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -
     with database_url_of(settings) as url:
         try:
             return asyncio.run(_using(url, work))
-        except TasksError as e:
+        except WatchError as e:
             for line in e.details:
                 click.echo(f"steamwatch: {line}", err=True)
             fail(str(e))
@@ -125,10 +103,6 @@ async def _using(url: str, work: Callable[[Database], Awaitable[T]]) -> T:
         return await work(db)
     finally:
         await db.dispose()
-
-
-def _is_duplicate_watch(error: IntegrityError) -> bool:
-    return WATCH_CONSTRAINT in str(error.orig)
 
 
 async def _lock(session: AsyncSession, ids: Sequence[int]) -> list[Task]:
@@ -270,26 +244,8 @@ def _verify_or_exit(settings: Settings, spec: TaskSpec) -> None:
 
 
 async def _add(db: Database, spec: TaskSpec) -> Task:
-    try:
-        async with db.session_scope() as session:
-            holder = await session.scalar(select(Task.id).where(*_same_watch(spec)))
-            if holder is not None:
-                raise DuplicateWatch(spec, holder)
-            inserted = await session.scalars(insert(Task).values(spec.row()).returning(Task))
-            return inserted.one()
-    except IntegrityError as e:  # added by someone else since the check above
-        if _is_duplicate_watch(e):
-            raise DuplicateWatch(spec, None) from e
-        raise
-
-
-def _same_watch(spec: TaskSpec) -> tuple[Any, ...]:
-    return (
-        Task.owner == spec.owner,
-        Task.appid == spec.appid,
-        Task.market_hash_name == spec.market_hash_name,
-        Task.kind == spec.kind,
-    )
+    async with db.session_scope() as session:
+        return await add_watch(session, spec)
 
 
 # --- list and show --------------------------------------------------------------------------
@@ -449,7 +405,7 @@ _IDS = click.argument("ids", metavar="ID...", nargs=-1, required=True, type=int)
 @_IDS
 def pause(ids: tuple[int, ...]) -> None:
     """Stop checking these tasks (a check already sent still completes)."""
-    _set(ids, {"status": "paused"}, done="paused")
+    _set(ids, PAUSED, done="paused")
 
 
 @tasks.command()
@@ -459,18 +415,7 @@ def resume(ids: tuple[int, ...]) -> None:
 
     Status active, error and recovery counters reset, last error and any lease cleared.
     """
-    values = {
-        "status": "active",
-        "is_active": True,
-        "consecutive_errors": 0,
-        "recovery_attempts": 0,
-        "last_error": None,
-        "next_check": func.now(),
-        # A check still in flight loses its lease; its result is then ignored.
-        "lease_token": None,
-        "lease_expires_at": None,
-    }
-    _set(ids, values, done="resumed")
+    _set(ids, resumed(), done="resumed")
 
 
 def _set(ids: Sequence[int], values: dict[str, Any], *, done: str) -> None:
@@ -526,14 +471,6 @@ def _confirm_removal(found: Sequence[Task]) -> None:
 # --- import ---------------------------------------------------------------------------------
 
 
-@dataclass
-class Imported:
-    """What an import wrote (ids, in file order) and the rows it skipped."""
-
-    ids: list[int] = field(default_factory=list)
-    skipped: list[BadRow] = field(default_factory=list)
-
-
 @tasks.command(name="import", short_help="Add the watches in a CSV or JSON file.")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -578,67 +515,16 @@ def import_(file: Path, fmt: str | None, skip_invalid: bool, as_json: bool) -> N
     click.echo(f"imported {len(outcome.ids)}, skipped {len(outcome.skipped)}")
 
 
-_HELD = text(
-    """
-    SELECT t.id, t.owner, t.appid, t.market_hash_name, t.kind
-    FROM tasks AS t
-    JOIN unnest(CAST(:owners AS text[]), CAST(:appids AS integer[]),
-                CAST(:names AS text[]), CAST(:kinds AS text[])) AS w(owner, appid, name, kind)
-      ON t.owner = w.owner AND t.appid = w.appid AND t.market_hash_name = w.name
-     AND t.kind = w.kind
-    """
-)
-
-
 async def _import(
     db: Database,
     good: Sequence[tuple[Row, TaskSpec]],
     bad: Sequence[BadRow],
     skip_invalid: bool,
 ) -> Imported:
-    try:
-        async with db.session_scope() as session:
-            held = await _held_watches(session, [spec for _, spec in good])
-            outcome = Imported(skipped=list(bad))
-            writable = []
-            for row, spec in good:
-                if spec.watch in held:
-                    reason = f"{WATCH_FIELDS}: task {held[spec.watch]} already watches it"
-                    outcome.skipped.append(BadRow(row.where, row.line, reason))
-                else:
-                    writable.append(spec.row())
-            outcome.skipped.sort(key=lambda b: b.line)
-            if outcome.skipped and not skip_invalid:
-                raise ImportRejected(outcome.skipped, len(writable))
-            if writable:
-                statement = insert(Task).returning(Task.id, sort_by_parameter_order=True)
-                outcome.ids = list(await session.scalars(statement, writable))
-            return outcome
-    except IntegrityError as e:
-        if _is_duplicate_watch(e):
-            raise TasksError(
-                f"nothing imported: {WATCH_FIELDS}: a watch in this file was added meanwhile;"
-                " run the import again to see which"
-            ) from e
-        raise
-
-
-async def _held_watches(
-    session: AsyncSession, specs: Sequence[TaskSpec]
-) -> dict[tuple[str, int, str, str], int]:
-    """Which of these watches exist already, and the id of the task holding each."""
-    if not specs:
-        return {}
-    result = await session.execute(
-        _HELD,
-        {
-            "owners": [s.owner for s in specs],
-            "appids": [s.appid for s in specs],
-            "names": [s.market_hash_name for s in specs],
-            "kinds": [s.kind for s in specs],
-        },
-    )
-    return {(r.owner, r.appid, r.market_hash_name, r.kind): r.id for r in result}
+    async with db.session_scope() as session:
+        return await import_watches(
+            session, good, bad, skip_invalid=skip_invalid, skip_hint="--skip-invalid"
+        )
 
 
 # --- rendering ------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from shared.notify._rates import (
     account_rate,
     destination_rate,
 )
+from shared.notify._store import SubscriptionConflict, add_subscription
 from shared.notify._subscriptions import (
     NOTIFY_KINDS,
     SubscriptionError,
@@ -44,6 +45,8 @@ from shared.notify._subscriptions import (
 )
 
 __all__ = [
+    "SubscriptionConflict",
+    "add_subscription",
     "ACCOUNT_RATES",
     "DESTINATION_RATES",
     "Destination",

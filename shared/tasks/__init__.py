@@ -1,4 +1,5 @@
-"""The task row's state machine: its specification, claims, releases, backoff, recovery, repairs."""
+"""The task row's state machine: its specification, claims, releases, backoff, recovery, repairs;
+and watches as the CLI and the API add, import, pause and resume them."""
 
 from shared.tasks._repairs import (
     TASK_STATES,
@@ -28,6 +29,22 @@ from shared.tasks._spec import (
     field_key,
     parse_task,
 )
+from shared.tasks._store import (
+    PAUSED,
+    WATCH_FIELDS,
+    BadRow,
+    DuplicateWatch,
+    Imported,
+    ImportRejected,
+    Row,
+    WatchError,
+    add_watch,
+    held_watches,
+    import_watches,
+    is_duplicate_watch,
+    resumed,
+    validate_rows,
+)
 from shared.tasks._transitions import (
     BACKOFF_CAP,
     BACKOFF_FLOOR,
@@ -48,6 +65,20 @@ from shared.tasks._transitions import (
 )
 
 __all__ = [
+    "PAUSED",
+    "WATCH_FIELDS",
+    "BadRow",
+    "DuplicateWatch",
+    "Imported",
+    "ImportRejected",
+    "Row",
+    "WatchError",
+    "add_watch",
+    "held_watches",
+    "import_watches",
+    "is_duplicate_watch",
+    "resumed",
+    "validate_rows",
     "ALIASES",
     "APPID_MAX",
     "BACKOFF_CAP",
