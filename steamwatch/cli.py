@@ -15,7 +15,8 @@ import click
 
 from shared.config import Settings
 from shared.observability import configure_logging
-from steamwatch.common import SERVICES, fail, redis_url_of, settings_or_exit
+from shared.runtime import SERVICES
+from steamwatch.common import fail, redis_url_of, settings_or_exit
 
 SETTINGS_HELP = """
 \b
@@ -62,6 +63,7 @@ class LazyGroup(click.Group):
         "sim": "simulator.cli:sim",
         "tasks": "steamwatch.tasks:tasks",
         "notify": "steamwatch.notify:notify",
+        "tokens": "steamwatch.tokens:tokens",
         "queues": "steamwatch.queues:queues",
         "status": "steamwatch.status:status",
     },
@@ -124,6 +126,8 @@ def run(service: str) -> None:
         from services.scheduler.main import main as service_main
     elif service == "notifier":
         from services.notifier.main import main as service_main
+    elif service == "api":
+        from services.api.main import main as service_main
     else:
         from services.watchdog.main import main as service_main
     service_main()  # the service's composition root reads the settings (validated above)

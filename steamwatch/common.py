@@ -21,8 +21,8 @@ from steamwatch.discovery import read_stores
 
 #: Where `steamwatch dev` keeps the key sealing destination URLs when none is configured.
 KEY_FILE = "secret.key"
-#: Every service, in the order `make run` starts them and `status` lists them.
-SERVICES: tuple[str, ...] = ("scheduler", "fetcher", "publisher", "watchdog", "notifier")
+#: Where `steamwatch dev` keeps an API token for the demo owner (shown once, so kept).
+API_TOKEN_FILE = "api-token"
 
 
 def settings_or_exit() -> Settings:

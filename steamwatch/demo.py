@@ -1,5 +1,5 @@
-"""Demo watches for ``make run``: twenty real items from the simulator's catalogue, and a
-subscription sending their alerts to the local webhook receiver.
+"""Demo watches for ``make run``: twenty real items from the simulator's catalogue, a
+subscription sending their alerts to the local webhook receiver, and an API token.
 
 Only added to an empty table, so a real deployment's tasks and subscriptions are never
 touched. Thresholds sit at each item's base price, so alerts come and go as the simulated
@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 from sqlalchemy import func, insert, select
 
+from shared.access import BadToken, authenticate, create_token
 from shared.db import Database, Subscription, Task
 from shared.notify import NOTIFY_KINDS, SecretBox, parse_destination
 
@@ -89,5 +90,26 @@ async def seed_demo_subscription(*, database_url: str, url: str, box: SecretBox)
                 )
             )
             return True
+    finally:
+        await db.dispose()
+
+
+async def demo_token(*, database_url: str, existing: str | None) -> str | None:
+    """A new API token for the demo owner, or None when ``existing`` is still a live one.
+
+    A token is shown only once, so ``make run`` keeps it in a file the newcomer's ``curl``
+    reads (``$(cat .steamwatch/api-token)``) instead of printing it.
+    """
+    db = Database.create(url=database_url, pool_size=1, max_overflow=0)
+    try:
+        async with db.session_scope() as session:
+            if existing:
+                try:
+                    await authenticate(session, existing)
+                    return None
+                except BadToken:
+                    pass  # revoked, or from another database: make a new one
+            _, token = await create_token(session, owner=OWNER, note="make run's demo token")
+            return token
     finally:
         await db.dispose()

@@ -31,9 +31,9 @@ from shared.config import Settings
 from shared.db import migrate
 from shared.notify import SecretBox, generate_key, parse_keys
 from shared.observability import SecretURL
-from shared.runtime import Beat, die_with_parent, read_beats, sync_client
-from steamwatch.common import KEY_FILE, SERVICES
-from steamwatch.demo import seed_demo, seed_demo_subscription
+from shared.runtime import SERVICES, Beat, die_with_parent, read_beats, sync_client
+from steamwatch.common import API_TOKEN_FILE, KEY_FILE
+from steamwatch.demo import demo_token, seed_demo, seed_demo_subscription
 from steamwatch.discovery import remove_stores, write_stores
 from steamwatch.embedded import stores
 from steamwatch.monitor import Monitor
@@ -82,8 +82,8 @@ def free_ports(count: int) -> list[int]:
 
 def service_ports(settings: Settings, environ: Mapping[str, str]) -> list[int]:
     """Each service's /metrics port: from STEAMWATCH_METRICS_PORT up (scheduler, fetcher,
-    publisher, watchdog, notifier) when it is set, for URLs that stay the same from run to run; free
-    ones the kernel picks otherwise."""
+    publisher, watchdog, notifier, api) when it is set, for URLs that stay the same from run to
+    run; free ones the kernel picks otherwise."""
     if "STEAMWATCH_METRICS_PORT" in environ and settings.metrics_port != 0:
         return [settings.metrics_port + i for i in range(len(SERVICES))]
     return free_ports(len(SERVICES))
@@ -195,6 +195,17 @@ def start_receiver(home: os.PathLike[str], env: dict[str, str]) -> tuple[Child, 
     raise RuntimeError(f"the webhook receiver did not start; see {log_path}")
 
 
+def keep_demo_token(database_url: str, path: Path) -> None:
+    """Keep a live API token for the demo owner in ``path`` (readable by this user only)."""
+    existing = path.read_text().strip() if path.exists() else None
+    token = asyncio.run(demo_token(database_url=database_url, existing=existing))
+    if token is not None:
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(token + "\n")
+        log.info("api token for the demo owner written", path=str(path))
+
+
 def secret_key(settings: Settings) -> str:
     """STEAMWATCH_SECRET_KEY, or the key kept in ``<home>/secret.key`` (made on first run)."""
     if settings.secret_key is not None:
@@ -301,6 +312,9 @@ def run_dev(
                         )
                     ):
                         log.info("demo subscription added", destination=hook)
+            token_file = settings.home / API_TOKEN_FILE
+            if demo:
+                keep_demo_token(urls.database_url, token_file)
             ports = service_ports(settings, os.environ)
             bases = {s: f"http://127.0.0.1:{p}" for s, p in zip(SERVICES, ports, strict=True)}
             write_stores(
@@ -318,6 +332,9 @@ def run_dev(
                             **env,
                             "STEAMWATCH_METRICS_HOST": "127.0.0.1",
                             "STEAMWATCH_METRICS_PORT": str(port),
+                            # The API serves its health and metrics with the API itself.
+                            "STEAMWATCH_API_HOST": "127.0.0.1",
+                            "STEAMWATCH_API_PORT": str(port),
                         },
                     )
                 )
@@ -327,7 +344,11 @@ def run_dev(
                 code = 1
             elif not stop.is_set():
                 receiving = None if steam is None else str(steam["receiver_url"])
-                print(banner(urls.database_url, urls.redis_url, bases, receiving), flush=True)
+                token = token_file if demo and token_file.exists() else None
+                print(
+                    banner(urls.database_url, urls.redis_url, bases, receiving, token),
+                    flush=True,
+                )
                 monitor = Monitor(
                     database_url=urls.database_url,
                     redis_url=urls.redis_url,
@@ -353,7 +374,11 @@ def run_dev(
 
 
 def banner(
-    database_url: str, redis_url: str, services: dict[str, str], receiver: str | None = None
+    database_url: str,
+    redis_url: str,
+    services: dict[str, str],
+    receiver: str | None = None,
+    token_file: Path | None = None,
 ) -> str:
     """What ``make run`` prints once ready: where everything is, passwords masked."""
     width = max(len(s) for s in services)
@@ -371,6 +396,15 @@ def banner(
                 "/demo (`steamwatch notify list`; add yours with `steamwatch notify add`)"
             ]
             if receiver
+            else []
+        ),
+        *(
+            [
+                f"  HTTP API  {services['api']}/docs; the demo owner's token is in {token_file}:",
+                f'    curl -H "Authorization: Bearer $(cat {token_file})" '
+                f"{services['api']}/v1/watches",
+            ]
+            if token_file is not None and "api" in services
             else []
         ),
         '  in another terminal: eval "$(.venv/bin/steamwatch env)", then `steamwatch tail`,',

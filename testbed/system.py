@@ -134,6 +134,18 @@ class System:
             service, [sys.executable, "-m", "steamwatch", "run", service], self.base_env(**env)
         )
 
+    def start_api(self, **env: str) -> tuple[Proc, str]:
+        """The HTTP API on a free port: its process and its base URL, once it is ready."""
+        proc = self.start("api", STEAMWATCH_API_HOST="127.0.0.1", STEAMWATCH_API_PORT="0", **env)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            serving = re.search(r"Uvicorn running on (http://[0-9.:]+)", proc.text())
+            if serving and "Application startup complete" in proc.text():
+                return proc, serving.group(1)
+            assert proc.process.poll() is None, proc.text()
+            time.sleep(0.05)
+        raise AssertionError(f"api did not start: {proc.text()}")
+
     def logs(self, name: str | None = None) -> str:
         return "\n".join(p.text() for p in self.procs if name is None or p.name == name)
 

@@ -211,6 +211,15 @@ class Settings(BaseModel):
     # Sent deliveries are kept this many days (the dead letters until retried or removed).
     notify_keep_days: float = Field(default=7.0, gt=0, le=3650)
 
+    # The HTTP API (`steamwatch run api`): where it listens (its /healthz, /readyz and /metrics
+    # too), how many uvicorn worker processes, and each token's limits.
+    api_host: str = Field(default="0.0.0.0", min_length=1, max_length=255)
+    api_port: int = Field(default=8080, ge=0, le=65535)
+    api_workers: int = Field(default=1, ge=1, le=64)
+    # Requests a second per token (a sliding window over one second, shared through Redis).
+    api_rate: int = Field(default=20, ge=1, le=100_000)
+    api_max_body: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)  # bytes
+    api_page_max: int = Field(default=500, ge=1, le=10_000)  # items per page
     # Health and metrics: every service serves /healthz, /readyz and /metrics here.
     metrics_host: str = Field(default="0.0.0.0", min_length=1, max_length=255)
     metrics_port: int = Field(default=9100, ge=0, le=65535)  # 0: any free port (logged)

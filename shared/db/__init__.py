@@ -9,6 +9,7 @@ from shared.db._models import (
     SUBSCRIPTION_STATUSES,
     TASK_STATUSES,
     WATCH_KINDS,
+    ApiToken,
     Base,
     Delivery,
     DeliveryStatus,
@@ -22,6 +23,7 @@ from shared.db._models import (
 )
 
 __all__ = [
+    "ApiToken",
     "Base",
     "DELIVERY_STATUSES",
     "Database",

@@ -121,7 +121,8 @@ class Task(Base):
             "next_check",
             postgresql_where=text("is_active AND status = 'stalled'"),
         ),
-        Index("ix_tasks_owner", "owner"),
+        # An owner's watches page by page, in id order (the API's cursor).
+        Index("ix_tasks_owner_id", "owner", "id"),
     )
 
     def __repr__(self) -> str:
@@ -259,3 +260,31 @@ class Delivery(Base):
         Index("ix_deliveries_sent", "sent_at", postgresql_where=text("status = 'sent'")),
         Index("ix_deliveries_subscription", "subscription_id"),
     )
+
+
+class ApiToken(Base):
+    """A bearer token of the HTTP API: acts for one owner, or for all with ``admin``.
+
+    The token is shown once, when made; only a SHA-256 of its secret part is kept (a token is
+    32 random bytes, so a plain hash is enough: there is nothing to guess from). The id is part
+    of the token, so a request finds its row by key and compares hashes in constant time.
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    admin: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("char_length(owner) > 0", name="owner_not_empty"),
+        CheckConstraint("char_length(secret_hash) = 64", name="hash_sha256"),
+        Index("ix_api_tokens_owner", "owner"),
+    )
+
+    def __repr__(self) -> str:
+        return f"<ApiToken {self.id} {self.owner}{' admin' if self.admin else ''}>"

@@ -30,6 +30,10 @@ HEARTBEAT_TTL = 20  # seconds: four missed beats and the key is gone
 State = Literal["starting", "ready", "stopping"]
 
 
+#: Every service, in the order `make run` starts them and `status` lists them.
+SERVICES: tuple[str, ...] = ("scheduler", "fetcher", "publisher", "watchdog", "notifier", "api")
+
+
 def instance_id() -> str:
     """This process, as the operator would find it: host and pid."""
     return f"{socket.gethostname()}:{os.getpid()}"

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import redis
+import requests
 
 from simulator.receiver import read_records
 
@@ -119,6 +120,7 @@ def test_dev_runs_the_whole_system_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -
             "publisher",
             "watchdog",
             "notifier",
+            "api",
         }
         assert all(_alive(pid) for pid in pids.values())
         assert (home / "postgres" / "postmaster.pid").exists()
@@ -149,10 +151,23 @@ def test_dev_runs_the_whole_system_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -
         # The banner says where everything is; `steamwatch env` gives it to other terminals.
         banner = "".join(output.lines)
         assert "notifications  the demo's alerts go to the local webhook receiver" in banner
-        for service in ("scheduler", "fetcher", "publisher", "watchdog", "notifier"):
+        for service in ("scheduler", "fetcher", "publisher", "watchdog", "notifier", "api"):
             assert re.search(
                 rf"  {service} +http://127\.0\.0\.1:\d+/metrics .*/healthz .*/readyz", banner
             )
+        # The API, with a token for the demo owner kept (not printed) for the banner's curl.
+        token_file = home / "api-token"
+        assert oct(token_file.stat().st_mode & 0o777) == "0o600"
+        token = token_file.read_text().strip()
+        assert token not in banner
+        [api_base] = re.findall(r"HTTP API  (http://127\.0\.0\.1:\d+)/docs", banner)
+        assert f"Bearer $(cat {token_file})" in banner
+        listed = requests.get(
+            f"{api_base}/v1/watches", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+        assert listed.status_code == 200
+        assert len(listed.json()["items"]) == 20
+        assert {w["owner"] for w in listed.json()["items"]} == {"demo"}
         assert re.search(r"  Redis +redis://127\.0\.0\.1:\d+", banner)
         exports = subprocess.run(
             [sys.executable, "-m", "steamwatch", "env"],
@@ -219,7 +234,7 @@ def test_a_killed_supervisor_takes_its_children_with_it(tmp_path: Path) -> None:
         started = _json_lines("".join(output.lines))
         kinds = ("service started", "simulator started", "webhook receiver started")
         pids = [e["pid"] for e in started if e.get("event") in kinds]
-        assert len(pids) == 7
+        assert len(pids) == 8  # six services, the simulator and the webhook receiver
     finally:
         process.kill()
         process.wait()

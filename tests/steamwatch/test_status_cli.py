@@ -30,7 +30,7 @@ from shared.db import Database, Task
 from shared.runtime import Heart
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("scheduler", "fetcher", "publisher", "watchdog", "notifier")
+SERVICES = ("scheduler", "fetcher", "publisher", "watchdog", "notifier", "api")
 
 
 async def status(redis_url: str, database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -93,6 +93,7 @@ async def test_status_names_down_services_counts_tasks_and_measures_lag(
     given = time.time()
     beat(beats, "scheduler", "host-a:10", up_for=300)
     beat(beats, "notifier", "host-a:13", up_for=60)
+    beat(beats, "api", "host-a:14", up_for=60)
     beat(beats, "fetcher", "host-a:11", up_for=120)
     beat(beats, "fetcher", "host-b:12", state="starting")
     # tasks in every state, one active task 120 s overdue, and overdue ones that do not count:
@@ -137,6 +138,7 @@ async def test_status_names_down_services_counts_tasks_and_measures_lag(
         "publisher": False,
         "watchdog": False,
         "notifier": True,
+        "api": True,
     }
     fetchers = report["services"]["fetcher"]["instances"]
     assert [(f["instance"], f["state"]) for f in fetchers] == [

@@ -107,7 +107,7 @@ def test_a_dead_simulator_is_not_restarted_it_stops_everything(
 
 def test_make_run_takes_fixed_metrics_ports_from_the_setting_else_free_ones() -> None:
     fixed = {"STEAMWATCH_METRICS_PORT": "19100"}
-    # One per service, in order: scheduler, fetcher, publisher, watchdog, notifier.
-    assert service_ports(load_settings(fixed), fixed) == [19100, 19101, 19102, 19103, 19104]
+    # One per service, in order: scheduler, fetcher, publisher, watchdog, notifier, api.
+    assert service_ports(load_settings(fixed), fixed) == [19100, 19101, 19102, 19103, 19104, 19105]
     free = service_ports(load_settings({}), {})
-    assert len(set(free)) == 5 and 9100 not in free  # the kernel's picks, not the default
+    assert len(set(free)) == 6 and 9100 not in free  # the kernel's picks, not the default
