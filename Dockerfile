@@ -43,7 +43,8 @@ ENV PATH=/opt/steamwatch/bin:$PATH \
     TMPDIR=/tmp
 USER 10001:10001
 WORKDIR /tmp
-EXPOSE 9100
+# 9100: every service's health and metrics; 8080: the API (`steamwatch run api`).
+EXPOSE 9100 8080
 HEALTHCHECK NONE
 ENTRYPOINT ["/usr/bin/tini", "--", "steamwatch"]
 CMD ["--help"]

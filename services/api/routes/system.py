@@ -14,6 +14,7 @@ from services.api.problems import responses
 from services.api.schemas import Health
 from shared.bus.status import read_snapshot
 from shared.observability import probe_all, render_metrics
+from shared.steam import ProxyPool
 
 router = APIRouter(tags=["status"])
 SERVICE = "api"
@@ -22,14 +23,25 @@ PUBLIC: dict[str, Any] = {"security": []}  # no token: probes and Prometheus
 
 @router.get("/v1/status", responses=responses(401, 429))
 async def status(who: PrincipalDep, state: StateDep) -> dict[str, Any]:
-    """Services alive, queues, the schedule's lag; task counts: an owner's own, an admin's all."""
+    """Services alive, queues, the schedule's lag; task counts: an owner's own, an admin's all;
+    for an admin also each proxy's budget (requests in the window, cool-downs) per endpoint."""
     snap = await read_snapshot(
         db=state.db,
         client=state.redis,
         beat_client=state.beat_client,
         owner=None if who.admin else who.owner,
     )
-    return snap.to_dict()
+    report = snap.to_dict()
+    if who.admin:
+        pool = ProxyPool.from_urls(
+            state.redis,
+            state.settings.proxies,
+            budgets=state.settings.budgets,
+            cooldowns=state.settings.cooldowns,
+            slack=state.settings.budget_slack,
+        )
+        report["budget"] = {endpoint: await pool.state(endpoint) for endpoint in pool.budgets}
+    return report
 
 
 @router.get("/healthz", openapi_extra=PUBLIC, response_model=Health, tags=["health"])

@@ -132,6 +132,10 @@ async def test_status_counts_an_owners_own_watches_and_an_admins_all(
     assert mine["tasks"]["active"] == 1 and everyone["tasks"]["active"] == 2
     assert mine["services"]["api"]["up"] is True  # the API's own heartbeat
     assert "scheduler" in mine["down"]  # nothing else runs in this test, and it says so
+    # The proxies' budgets are the operators': an admin sees them, an owner does not.
+    assert "budget" not in mine
+    [direct] = everyone["budget"]["priceoverview"]
+    assert (direct["proxy"], direct["used"], direct["limit"]) == ("direct", 0, 20)
 
 
 async def _up(api: Api, token: str) -> bool:
