@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import ApiToken
@@ -93,13 +93,16 @@ async def revoke_token(session: AsyncSession, token_id: int) -> ApiToken | None:
     return row
 
 
-_LOOKUP = select(ApiToken.owner, ApiToken.admin, ApiToken.secret_hash, ApiToken.revoked_at)
+# Built once: a request binds only the id.
+_LOOKUP = select(ApiToken.owner, ApiToken.admin, ApiToken.secret_hash, ApiToken.revoked_at).where(
+    ApiToken.id == bindparam("token_id")
+)
 
 
 async def authenticate(session: AsyncSession, token: str) -> Principal:
     """The principal a token stands for; :class:`BadToken` for anything but a live token."""
     token_id, secret = parse_token(token)
-    row = (await session.execute(_LOOKUP.where(ApiToken.id == token_id))).one_or_none()
+    row = (await session.execute(_LOOKUP, {"token_id": token_id})).one_or_none()
     # Compare even when there is no row, so an unknown id takes as long as a wrong secret.
     stored = row.secret_hash if row is not None else "0" * 64
     if not hmac.compare_digest(secret_hash(secret), stored) or row is None:

@@ -39,7 +39,9 @@ def create_engine(
         pool_pre_ping=True,
         pool_recycle=1800,
         echo=echo,
-        connect_args={"server_settings": {"application_name": application_name}},
+        # UTC sessions: times PostgreSQL writes out itself (the API's JSON pages, day buckets)
+        # read the same wherever the server's own zone is set.
+        connect_args={"server_settings": {"application_name": application_name, "timezone": "UTC"}},
     )
 
 

@@ -10,6 +10,7 @@ template cannot reach into the event's objects.
 from __future__ import annotations
 
 import string
+import unicodedata
 from typing import Any
 from urllib.parse import quote
 
@@ -45,6 +46,11 @@ def check_template(template: str) -> str:
         raise TemplateError("is empty; leave it out for the default message")
     if len(template) > TEMPLATE_MAX:
         raise TemplateError(f"is {len(template)} characters; at most {TEMPLATE_MAX}")
+    for char in template:
+        if char not in "\n\t" and unicodedata.category(char) in ("Cc", "Cs"):
+            raise TemplateError(
+                f"contains a control character (U+{ord(char):04X}); line breaks and tabs only"
+            )
     try:
         parts = list(string.Formatter().parse(template))
     except ValueError as e:

@@ -12,7 +12,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from services.api.deps import PAGE_HELP, PrincipalDep, StateDep, check_owner_filter, page_limit
+from services.api.deps import (
+    PAGE_HELP,
+    OwnerQuery,
+    PrincipalDep,
+    StateDep,
+    check_owner_filter,
+    page_limit,
+)
 from services.api.problems import Problem, responses
 from services.api.schemas import EventPage
 from shared.alerts import EVENTS_STREAM, EventKind
@@ -32,9 +39,7 @@ async def list_events(
     watch_id: Annotated[
         int | None, Query(ge=1, le=2**63 - 1, description="Only this watch's.")
     ] = None,
-    owner: Annotated[
-        str | None, Query(max_length=64, description="Admin: only this owner's.")
-    ] = None,
+    owner: OwnerQuery = None,
     cursor: Annotated[
         str | None, Query(pattern=_STREAM_ID, description="From a previous page.")
     ] = None,

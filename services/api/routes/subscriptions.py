@@ -15,12 +15,13 @@ from sqlalchemy.sql import func
 
 from services.api.deps import (
     PAGE_HELP,
+    OwnerQuery,
+    Pager,
     PrincipalDep,
     SessionDep,
     StateDep,
     check_owner_filter,
     owner_for,
-    page_by_id,
     page_limit,
 )
 from services.api.problems import Problem, responses
@@ -43,6 +44,24 @@ router = APIRouter(
 SubscriptionId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The subscription's id.")]
 # The API's names for parse_subscription's fields.
 _FIELDS = {"task": "watch_id"}
+
+
+#: A subscription as the API shows it (never its sealed URL): columns under the API's names.
+SUBSCRIPTION_COLUMNS = (
+    SubscriptionRow.id,
+    SubscriptionRow.owner,
+    SubscriptionRow.task_id.label("watch_id"),
+    SubscriptionRow.url_masked.label("destination"),
+    SubscriptionRow.scheme,
+    SubscriptionRow.kinds,
+    SubscriptionRow.template,
+    SubscriptionRow.status,
+    SubscriptionRow.paused_reason,
+    SubscriptionRow.created_at,
+)
+
+
+SUBSCRIPTION_PAGES = Pager(SUBSCRIPTION_COLUMNS)
 
 
 def subscription_json(sub: SubscriptionRow) -> dict[str, Any]:
@@ -109,22 +128,18 @@ async def list_subscriptions(
     who: PrincipalDep,
     session: SessionDep,
     state: StateDep,
-    owner: Annotated[
-        str | None, Query(max_length=64, description="Admin: only this owner's.")
-    ] = None,
+    owner: OwnerQuery = None,
     cursor: Annotated[
         str | None, Query(pattern=r"^[0-9]{1,19}$", description="From a previous page.")
     ] = None,
     limit: Annotated[int | None, Query(ge=1, le=10_000, description=PAGE_HELP)] = None,
 ) -> Any:
     size = page_limit(state, limit)
-    filters = [] if who.admin else [SubscriptionRow.owner == who.owner]
+    filters: dict[str, Any] = {} if who.admin else {"owner": who.owner}
     if owner is not None:
         check_owner_filter(who, owner)
-        filters.append(SubscriptionRow.owner == owner)
-    return await page_by_id(
-        session, SubscriptionRow, filters, cursor=cursor, size=size, render=subscription_json
-    )
+        filters["owner"] = owner
+    return await SUBSCRIPTION_PAGES.page(session, filters, cursor=cursor, size=size)
 
 
 @router.get("/{subscription_id:int}", response_model=Subscription, responses=responses(404, 422))

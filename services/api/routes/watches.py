@@ -10,18 +10,19 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
-from sqlalchemy import delete, select, update
-from sqlalchemy.sql import func
+from sqlalchemy import Text, cast, delete, func, literal, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 
 from services.api.deps import (
     PAGE_HELP,
+    OwnerQuery,
+    Pager,
     PrincipalDep,
     SessionDep,
     StateDep,
     check_owner_filter,
     currency_code_of,
     owner_for,
-    page_by_id,
     page_limit,
 )
 from services.api.problems import Problem, responses
@@ -36,6 +37,7 @@ from services.api.schemas import (
 )
 from shared.access import Principal
 from shared.db import TASK_STATUSES, WATCH_KINDS, Task
+from shared.steam import SUPPORTED_CURRENCIES, currency_code
 from shared.tasks import (
     PAUSED,
     DuplicateWatch,
@@ -49,7 +51,6 @@ from shared.tasks import (
     resumed,
     validate_rows,
 )
-from shared.tasks._spec import OWNER_MAX
 
 router = APIRouter(prefix="/v1/watches", tags=["watches"], responses=responses(400, 401, 429))
 
@@ -57,6 +58,36 @@ _CURSOR = r"^[0-9]{1,19}$"
 StatusName = Literal[TASK_STATUSES]  # type: ignore[valid-type]
 KindName = Literal[WATCH_KINDS]  # type: ignore[valid-type]
 WatchId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The watch's id.")]
+
+
+CURRENCY_CODES = {str(c): currency_code(c) for c in SUPPORTED_CURRENCIES}
+#: A watch as the API shows it: its columns under the API's names.
+WATCH_COLUMNS = (
+    Task.id,
+    Task.owner,
+    Task.appid,
+    Task.market_hash_name.label("item"),
+    Task.currency,
+    # Steam's code for the currency, looked up by PostgreSQL in the table of known ones.
+    func.jsonb_extract_path_text(literal(CURRENCY_CODES, JSONB), cast(Task.currency, Text)).label(
+        "currency_code"
+    ),
+    Task.kind,
+    Task.conditions,
+    Task.check_interval.label("interval"),
+    Task.status,
+    Task.is_active,
+    Task.next_check,
+    Task.consecutive_errors,
+    Task.last_error,
+    Task.last_checked_at,
+    Task.last_success_at,
+    Task.created_at,
+    Task.updated_at,
+)
+
+
+WATCH_PAGES = Pager(WATCH_COLUMNS)
 
 
 def watch_json(task: Task) -> dict[str, Any]:
@@ -128,9 +159,7 @@ async def list_watches(
     state: StateDep,
     status: Annotated[StatusName | None, Query(description="Only watches in this status.")] = None,
     kind: Annotated[KindName | None, Query(description="Only watches of this kind.")] = None,
-    owner: Annotated[
-        str | None, Query(max_length=OWNER_MAX, description="Admin: only this owner's.")
-    ] = None,
+    owner: OwnerQuery = None,
     cursor: Annotated[
         str | None, Query(pattern=_CURSOR, description="From a previous page.")
     ] = None,
@@ -138,15 +167,15 @@ async def list_watches(
 ) -> Any:
     """The token's watches in id order, a page at a time."""
     size = page_limit(state, limit)
-    filters = _visible(who)
+    filters: dict[str, Any] = {} if who.admin else {"owner": who.owner}
     if status is not None:
-        filters.append(Task.status == status)
+        filters["status"] = status
     if kind is not None:
-        filters.append(Task.kind == kind)
+        filters["kind"] = kind
     if owner is not None:
         check_owner_filter(who, owner)
-        filters.append(Task.owner == owner)
-    return await page_by_id(session, Task, filters, cursor=cursor, size=size, render=watch_json)
+        filters["owner"] = owner
+    return await WATCH_PAGES.page(session, filters, cursor=cursor, size=size)
 
 
 @router.get("/{watch_id:int}", response_model=Watch, responses=responses(404, 422))

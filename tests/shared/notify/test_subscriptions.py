@@ -35,6 +35,7 @@ TELEGRAM = f"tgram://{TOKEN}/-100123"
         (TELEGRAM, "all", "{price!r}", "alice", "template", "spec or conversion"),
         (TELEGRAM, "all", "{", "alice", "template", "not a valid template"),
         (TELEGRAM, "all", "   ", "alice", "template", "is empty"),
+        (TELEGRAM, "all", "a\x00{item}", "alice", "template", "control character (U+0000)"),
         (TELEGRAM, "all", None, "", "owner", "is not an owner name"),
         (TELEGRAM, "all", None, "a b", "owner", "is not an owner name"),
     ],
