@@ -25,7 +25,9 @@ from shared.config import load_settings
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 OVERLAYS = ("dev", "prod")
-SERVICES = ("scheduler", "fetcher", "publisher", "watchdog", "notifier")
+SERVICES = ("scheduler", "fetcher", "publisher", "watchdog", "notifier", "api")
+# Where each serves /healthz, /readyz and /metrics: the metrics port, or the API's own.
+HEALTH_PORT = {"api": ("http", 8080)}
 KUBERNETES_VERSION = "1.33.0"
 # Custom resources the Kubernetes schemas do not know; read for their fields below instead.
 CUSTOM_KINDS = {"PodMonitor", "PrometheusRule", "ScaledObject", "TriggerAuthentication"}
@@ -141,17 +143,18 @@ def test_every_service_has_a_hardened_deployment_probes_a_budget_and_a_monitor(
             )
         [main] = pod["containers"]
         assert main["args"] == ["run", service]  # one entry point per service, the CLI
-        assert main["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
-        assert main["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
-        assert [p["containerPort"] for p in main["ports"]] == [
-            int(settings["STEAMWATCH_METRICS_PORT"])
-        ]
+        port, number = HEALTH_PORT.get(
+            service, ("metrics", int(settings["STEAMWATCH_METRICS_PORT"]))
+        )
+        assert main["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port}
+        assert main["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port}
+        assert [(p["name"], p["containerPort"]) for p in main["ports"]] == [(port, number)]
         assert pod["initContainers"][0]["args"][:2] == ["db", "wait"]  # after the migration
         # dramatiq's drain fits inside the pod's grace period, with room to exit.
         grace = pod["terminationGracePeriodSeconds"]
         assert grace >= float(settings["STEAMWATCH_WORKER_SHUTDOWN_TIMEOUT"]) + 10
         assert budgets[name]["spec"]["selector"] == deployments[name]["spec"]["selector"]
-        assert monitors[name]["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
+        assert monitors[name]["spec"]["podMetricsEndpoints"][0]["port"] == port
     if overlay == "prod":  # claiming is safe with two; so is repairing
         assert deployments["steamwatch-scheduler"]["spec"]["replicas"] == 2
         assert deployments["steamwatch-watchdog"]["spec"]["replicas"] == 2
@@ -176,6 +179,34 @@ def test_network_policies_deny_by_default_and_only_the_fetcher_reaches_steam() -
     assert [p["port"] for p in stores["ingress"][0]["ports"]] == [9100]
     steam = policies["steamwatch-fetcher-to-steam"]["spec"]
     assert steam["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "fetcher"
+
+
+def test_the_api_is_a_service_behind_an_ingress_and_reaches_only_the_stores() -> None:
+    for overlay in OVERLAYS:
+        service = of_kind(overlay, "Service")["steamwatch-api"]["spec"]
+        pod = of_kind(overlay, "Deployment")["steamwatch-api"]["spec"]["template"]
+        assert service["selector"].items() <= pod["metadata"]["labels"].items()
+        assert service["ports"] == [
+            {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
+        ]
+    [ingress] = of_kind("prod", "Ingress").values()
+    [rule] = ingress["spec"]["rules"]
+    backend = rule["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "steamwatch-api", "port": {"name": "http"}}
+    assert ingress["spec"]["tls"][0]["hosts"] == [rule["host"]]
+    assert of_kind("dev", "Ingress") == {}  # an example for production, not for a dev cluster
+    policies = of_kind("prod", "NetworkPolicy")
+    api = policies["steamwatch-api-ingress"]["spec"]
+    assert api["policyTypes"] == ["Ingress"]  # no egress of its own: the stores' policy only
+    assert [p["port"] for p in api["ingress"][0]["ports"]] == [8080]
+    reaching_out = [
+        name
+        for name, policy in policies.items()
+        if "Egress" in policy["spec"]["policyTypes"]
+        and policy["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/component")
+        == "api"
+    ]
+    assert reaching_out == []
 
 
 def test_the_fetcher_scales_on_the_checks_queue_with_keda_in_prod_and_cpu_in_dev() -> None:
@@ -211,7 +242,8 @@ def test_no_secret_is_committed_in_the_manifests() -> None:
     assert example["redis-password"] == "CHANGE-ME"
     for value in example.values():  # every credential in a URL is the placeholder
         assert "@" not in value or ":CHANGE-ME@" in value, value
-    # The notifier's key lives apart: no Deployment but the notifier's can read it.
+    # The notifier's key lives apart: no Deployment but the notifier's and the API's (which
+    # seals a destination when an owner subscribes) can read it.
     assert key["metadata"]["name"] == "steamwatch-notifier-key"
     assert key["stringData"] == {"STEAMWATCH_SECRET_KEY": "CHANGE-ME"}
     assert "STEAMWATCH_SECRET_KEY" not in example and "secret-key" not in example
@@ -221,7 +253,7 @@ def test_no_secret_is_committed_in_the_manifests() -> None:
             for name, deployment in of_kind(overlay, "Deployment").items()
             if "steamwatch-notifier-key" in json.dumps(deployment)
         }
-        assert readers == {"steamwatch-notifier"}, readers
+        assert readers == {"steamwatch-notifier", "steamwatch-api"}, readers
 
 
 def test_the_dockerfile_passes_hadolint_and_runs_the_cli_unprivileged_behind_tini() -> None:

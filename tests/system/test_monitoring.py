@@ -236,6 +236,17 @@ async def test_every_service_serves_health_and_metrics_promtool_accepts_covering
 
     assert await until(scheduler_serves, within=30)
     assert (await get(f"{base['scheduler']}/readyz"))[0] == 200
+    # The API serves the three on its own port, beside the API; its requests are counted.
+    _, api = system.start_api(**env)
+    status, body = await get(f"{api}/healthz")
+    assert (status, json.loads(body)["status"]) == (200, "ok")
+    status, body = await get(f"{api}/readyz")
+    assert status == 200 and json.loads(body)["checks"] == {"database": "ok", "redis": "ok"}
+    status, served["api"] = await get(f"{api}/metrics")
+    assert status == 200
+    assert (
+        sample(served["api"], "steamwatch_api_requests_total", route="/readyz", status="200") == 1
+    )
 
     for service, text in served.items():
         done = await asyncio.to_thread(
