@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import time
 import uuid
@@ -28,7 +29,7 @@ from services.api.problems import add_schemas, install, problem_response
 from services.api.routes import events, history, subscriptions, system, watches
 from services.api.state import State
 from shared.config import Settings
-from shared.db import Database
+from shared.db import Database, create_sessionmaker
 from shared.notify import SecretBox, parse_keys
 from shared.runtime import Heart, async_client, beat_forever, sync_client
 
@@ -163,10 +164,15 @@ def create_app(
             beat_client=beat_client,
             limiter=SlidingWindowCounterRateLimiter(storage),
             box=box,
+            reads=create_sessionmaker(db.engine.execution_options(isolation_level="AUTOCOMMIT")),
         )
         heart = Heart(service=SERVICE)
         heart.state = "ready"  # connections open on first use; /readyz tells when they fail
         beating = asyncio.create_task(beat_forever(heart, client))
+        # What start-up made lives as long as the process: out of the collector's way, so its
+        # passes over each request's garbage stay short (fewer, shorter pauses at p99).
+        gc.collect()
+        gc.freeze()
         log.info("api ready", pid=os.getpid())
         try:
             yield

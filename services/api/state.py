@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import redis.asyncio
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from redis import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.config import Settings
 from shared.db import Database
@@ -21,3 +22,4 @@ class State:
     beat_client: Redis  # heartbeats are read with the sync client (shared.runtime)
     limiter: SlidingWindowCounterRateLimiter
     box: SecretBox | None  # None: no STEAMWATCH_SECRET_KEY, subscriptions cannot be made
+    reads: async_sessionmaker[AsyncSession]  # the same pool in autocommit, for GETs
