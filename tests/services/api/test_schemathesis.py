@@ -48,8 +48,9 @@ async def schemathesis(
         str(folder),
         *CHECKS,
     ]
+    # In the test's folder: schemathesis keeps its cache in ./.schemathesis.
     return await asyncio.to_thread(
-        subprocess.run, argv, capture_output=True, text=True, timeout=600
+        subprocess.run, argv, capture_output=True, text=True, timeout=600, cwd=folder.parent
     )
 
 
