@@ -27,6 +27,7 @@ from shared.tasks._spec import (
     TaskSpec,
     TaskSpecError,
     field_key,
+    parse_interval,
     parse_task,
 )
 from shared.tasks._store import (
@@ -113,6 +114,7 @@ __all__ = [
     "count_stalled",
     "defer",
     "field_key",
+    "parse_interval",
     "parse_task",
     "reclaim_expired",
     "refusal",

@@ -221,6 +221,11 @@ def _kind(field: str, value: object) -> WatchKind:
     return cast(WatchKind, text)
 
 
+def parse_interval(value: object, *, min_interval: int, field: str = "interval") -> int:
+    """A check interval alone, as :func:`parse_task` reads it (a change of interval only)."""
+    return _interval(field, value, min_interval=min_interval)
+
+
 def _interval(field: str, value: object, *, min_interval: int) -> int:
     """Seconds, from an int or text: "300", "90s", "5m", "2h", "1d"."""
     seconds: int | None = None

@@ -47,6 +47,7 @@ from shared.tasks import (
     WatchError,
     add_watch,
     import_watches,
+    parse_interval,
     parse_task,
     resumed,
     validate_rows,
@@ -196,23 +197,26 @@ async def change_watch(
     given = body.model_dump(exclude_none=True)
     if not given:
         raise Problem.invalid("body", "give interval and/or the conditions to change")
-    fields: dict[str, Any] = {
-        "owner": task.owner,
-        "appid": task.appid,
-        "item": task.market_hash_name,
-        "currency": task.currency,
-        "kind": task.kind,
-        "interval": given.pop("interval", task.check_interval),
-    }
-    conditions_given = bool(given)
+    floor = state.settings.min_check_interval
+    values: dict[str, Any] = {"updated_at": func.now()}
     try:
-        spec = parse_task({**fields, **given}, min_interval=state.settings.min_check_interval)
+        interval = given.pop("interval", None)
+        if interval is not None:
+            values["check_interval"] = parse_interval(interval, min_interval=floor)
+        if given:  # new conditions, read as a new watch's would be (its item and currency)
+            fields = {
+                "owner": task.owner,
+                "appid": task.appid,
+                "item": task.market_hash_name,
+                "currency": task.currency,
+                "kind": task.kind,
+                "interval": values.get("check_interval", task.check_interval),
+            }
+            spec = parse_task({**fields, **given}, min_interval=floor)
+            # New thresholds are judged afresh: the next check says whether they are met.
+            values.update(conditions=spec.conditions, condition_state=None)
     except TaskSpecError as e:
         raise _spec_problem(e) from None
-    values: dict[str, Any] = {"check_interval": spec.check_interval, "updated_at": func.now()}
-    if conditions_given:
-        # New thresholds are judged afresh: the next check says whether they are met.
-        values.update(conditions=spec.conditions, condition_state=None)
     await session.execute(update(Task).where(Task.id == task.id).values(**values))
     await session.refresh(task)
     return watch_json(task)

@@ -84,9 +84,18 @@ async def test_a_watch_is_changed_paused_resumed_and_deleted(api: Api, db: Datab
     )
     assert changed.status_code == 200, changed.text
     assert (changed.json()["interval"], changed.json()["conditions"]) == (600, {"max_price": 999})
+    # The interval alone keeps the conditions; conditions alone keep the interval.
+    faster = api.call("PATCH", f"/v1/watches/{task_id}", alice, json={"interval": 120})
+    assert faster.status_code == 200, faster.text
+    assert (faster.json()["interval"], faster.json()["conditions"]) == (120, {"max_price": 999})
+    cheaper = api.call("PATCH", f"/v1/watches/{task_id}", alice, json={"max_price": "8,00€"})
+    assert (cheaper.json()["interval"], cheaper.json()["conditions"]) == (120, {"max_price": 800})
+    slow = api.call("PATCH", f"/v1/watches/{task_id}", alice, json={"interval": "8d"})
+    assert slow.status_code == 422 and slow.json()["errors"][0]["field"] == "interval"
     bad = api.call("PATCH", f"/v1/watches/{task_id}", alice, json={"max_price": "abc"})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "max_price"
-    assert (await rows(db, "tasks"))[0]["conditions"] == {"max_price": 999}
+    assert (await rows(db, "tasks"))[0]["conditions"] == {"max_price": 800}
+    assert (await rows(db, "tasks"))[0]["check_interval"] == 120
     paused = api.call("POST", f"/v1/watches/{task_id}/pause", alice)
     assert paused.json()["status"] == "paused"
     assert (await rows(db, "tasks"))[0]["status"] == "paused"
