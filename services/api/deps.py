@@ -7,7 +7,6 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any
 
-import orjson
 import structlog
 from fastapi import Depends, Query, Request, Response
 from limits import RateLimitItemPerSecond
@@ -190,9 +189,6 @@ class Pager:
         body = b'{"items":' + items.encode() + b',"next_cursor":' + next_cursor + b"}"
         return Response(body, media_type="application/json")
 
-
-def json_response(payload: Any, status_code: int = 200) -> Response:
-    return Response(orjson.dumps(payload), status_code=status_code, media_type="application/json")
 
 
 def currency_code_of(currency: int) -> str | None:
