@@ -190,7 +190,6 @@ class Pager:
         return Response(body, media_type="application/json")
 
 
-
 def currency_code_of(currency: int) -> str | None:
     """Steam's code for a currency id, or None for one this version does not know."""
     try:
