@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from shared.steam import SUPPORTED_CURRENCIES
 from simulator.config import GROUP_OF, Latency, LegacyMode, LimitsConfig, WindowLimit
 from simulator.faults import FaultRule, FaultSpecError
 from simulator.market import Market
@@ -185,6 +186,24 @@ async def legacy_post(request: web.Request) -> web.Response:
     return web.json_response({"legacy": state.legacy})
 
 
+async def new_market_post(request: web.Request) -> web.Response:
+    """Move the new market's routes (`{"mode": "route_changed"}`) or put them back, and/or set
+    the currency it prices in (`{"region_currency": 3}`)."""
+    state = _state(request)
+    try:
+        body = await _body(request)
+        mode = body.get("mode", state.new_market)
+        region = body.get("region_currency", state.region_currency)
+    except (AdminRequestError, AttributeError) as exc:
+        return _bad(str(exc))
+    if mode not in ("on", "route_changed"):
+        return _bad("mode must be one of on, route_changed")
+    if region not in SUPPORTED_CURRENCIES or isinstance(region, bool):
+        return _bad(f"region_currency must be a Steam currency id, got {region!r}")
+    state.new_market, state.region_currency = mode, region
+    return web.json_response({"mode": mode, "region_currency": region})
+
+
 async def reset(request: web.Request) -> web.Response:
     """Forget stats, limiter state and faults; `{"market": true}` also reopens the market."""
     state = _state(request)
@@ -236,5 +255,6 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/__sim/limits", limits_post)
     r.add_post("/__sim/latency", latency_post)
     r.add_post("/__sim/legacy", legacy_post)
+    r.add_post("/__sim/new-market", new_market_post)
     r.add_post("/__sim/reset", reset)
     r.add_get("/__sim/catalogue", catalogue)

@@ -8,6 +8,7 @@ an injected fault, then the real answer. Admin routes under `/__sim/` bypass all
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from aiohttp import web
 
@@ -50,6 +51,8 @@ def create_app(
         faults=faults,
         stats=Stats(config.stats_ring),
         legacy=config.legacy,
+        new_market=config.new_market,
+        region_currency=config.region_currency,
         latency=config.latency,
     )
     app = web.Application(middlewares=[_steam_middleware])
@@ -91,6 +94,8 @@ async def _steam_middleware(request: web.Request, handler: endpoints.Handler) ->
         state.stats.record(client, endpoint, "fault", now)
         if fault.mode == "slow":
             await state.hold((fault.delay_ms if fault.delay_ms is not None else 3000) / 1000)
+        elif fault.mode == "rename_field":
+            return _renamed(await handler(request), fault)
         else:
             return await _faulty_answer(state, fault)
     try:
@@ -112,6 +117,9 @@ def _item_name(request: web.Request) -> str | None:
             qp = json.loads(query["qp"])
         except ValueError:
             return None
+        if isinstance(qp, list) and qp and isinstance(qp[0], dict):  # QueryListingsForItem
+            name = qp[0].get("strItemName")
+            return name if isinstance(name, str) else None
         return qp[1] if isinstance(qp, list) and len(qp) > 1 and isinstance(qp[1], str) else None
     return query.get("market_hash_name") or query.get("query")
 
@@ -126,6 +134,36 @@ def _item_key(request: web.Request) -> str:
     if "qp" in query:
         return query["qp"]
     return f"{query.get('appid', '')}/{query.get('market_hash_name', query.get('query', ''))}"
+
+
+def _renamed(response: web.StreamResponse, fault: FaultRule) -> web.StreamResponse:
+    """The answer with the fault's JSON key renamed wherever it appears (format drift)."""
+    if not isinstance(response, web.Response) or response.text is None or fault.field is None:
+        return response
+    try:
+        body = json.loads(response.text)
+    except ValueError:
+        return response
+    new = fault.rename_to or f"{fault.field}_v2"
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {(new if k == fault.field else k): walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    kept = {
+        k: v
+        for k, v in response.headers.items()
+        if k.lower() not in ("content-length", "content-type")
+    }
+    return web.Response(
+        status=response.status,
+        text=json.dumps(walk(body), separators=(",", ":"), ensure_ascii=False),
+        content_type="application/json",
+        headers=kept,
+    )
 
 
 def _bare_429() -> web.Response:

@@ -64,6 +64,20 @@ class Item:
         return tail if tail in WEARS else None
 
     @property
+    def group_id(self) -> str | None:
+        """The new market's id for the group of a skin's wears (Steam files every wear of
+        "AK-47 | Redline" under one id such as "G1807209A023004"); None for ungrouped items."""
+        if self.wear is None:
+            return None
+        return f"G{zlib.crc32(self.group_name.encode()):010d}A{self.appid:03d}"
+
+    @property
+    def group_name(self) -> str:
+        """The name without its wear: "AK-47 | Redline"."""
+        wear = self.wear
+        return self.market_hash_name[: -len(wear) - 3] if wear else self.market_hash_name
+
+    @property
     def has_float(self) -> bool:
         """Whether listings carry a pattern seed and a wear float (CS2 skins, knives, gloves)."""
         return self.wear is not None or self.market_hash_name.startswith("★")
@@ -76,6 +90,10 @@ class Catalogue:
         self._items = tuple(items)
         self._by_name = {(item.appid, item.market_hash_name): item for item in items}
         self._by_nameid = {item.item_nameid: item for item in items}
+        self._by_group: dict[str, list[Item]] = {}
+        for item in items:
+            if item.group_id is not None:
+                self._by_group.setdefault(item.group_id, []).append(item)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -89,6 +107,10 @@ class Catalogue:
 
     def by_nameid(self, item_nameid: int) -> Item | None:
         return self._by_nameid.get(item_nameid)
+
+    def group(self, appid: int, group_id: str) -> list[Item]:
+        """The items filed under a new-market group id (every wear the catalogue has)."""
+        return [item for item in self._by_group.get(group_id, []) if item.appid == appid]
 
 
 def load_catalogue(text: str | None = None) -> Catalogue:

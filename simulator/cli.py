@@ -86,6 +86,8 @@ Run-time control (JSON, never rate limited):
                                  "window_s": 60}}, "enabled": true, "scale": 0.1}
   POST /__sim/latency            {"mean_ms": 120, "jitter_ms": 40}
   POST /__sim/legacy             {"mode": "on" | "html" | "redirect"}
+  POST /__sim/new-market         {"mode": "on" | "route_changed",
+                                 "region_currency": 3}
   POST /__sim/reset              forget stats, limits and faults
   GET  /__sim/catalogue          the items on offer, with item_nameids
 """
@@ -118,6 +120,20 @@ Run-time control (JSON, never rate limited):
     default="on",
     show_default=True,
     help="Old endpoints work, or answer as if Steam turned them off.",
+)
+@click.option(
+    "--new-market",
+    type=click.Choice(["on", "route_changed"]),
+    default="on",
+    show_default=True,
+    help="The new market's routes answer, or answer with the market page as if Steam moved them.",
+)
+@click.option(
+    "--region-currency",
+    type=click.IntRange(1, 47),
+    default=1,
+    show_default=True,
+    help="The currency id the new market prices in (Steam uses the caller's region).",
 )
 @click.option("--no-limits", is_flag=True, help="Turn per-client rate limits off.")
 @click.option(
@@ -168,6 +184,8 @@ def sim(
     seed: int,
     tick_seconds: float,
     legacy: str,
+    new_market: str,
+    region_currency: int,
     no_limits: bool,
     limits: tuple[str, ...],
     limit_scale: float,
@@ -193,6 +211,8 @@ def sim(
     config = SimulatorConfig(
         seed=seed,
         legacy=_LEGACY[legacy],
+        new_market="route_changed" if new_market == "route_changed" else "on",
+        region_currency=region_currency,
         limits=limits_config,
         latency=Latency(latency_ms, jitter_ms),
         faults=fault_specs,

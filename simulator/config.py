@@ -42,6 +42,10 @@ GROUP_OF: dict[Endpoint, Group] = {
 LegacyMode = Literal["on", "html", "redirect"]
 """on: the old endpoints work; html / redirect: Steam has turned them off."""
 
+NewMarketMode = Literal["on", "route_changed"]
+"""on: `/market/actions` and `/market/orderbook` answer; route_changed: Steam has moved them (as
+it did on 2026-07-24 and 2026-08-19) and the old routes answer with the market's HTML page."""
+
 
 @dataclass(frozen=True, slots=True)
 class WindowLimit:
@@ -104,6 +108,8 @@ class SimulatorConfig:
 
     seed: int = 730
     legacy: LegacyMode = "on"
+    new_market: NewMarketMode = "on"
+    region_currency: int = 1  # the new market prices in the caller's region's currency
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     latency: Latency = field(default_factory=Latency)
     faults: tuple[dict[str, object], ...] = ()  # fault specs, as POST /__sim/faults takes them

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +19,7 @@ from aiohttp import web
 from simulator import payloads
 from simulator.catalogue import Item
 from simulator.config import Endpoint
+from simulator.market import Quote
 from simulator.money import coerce_currency
 from simulator.orderbook import build_order_book
 from simulator.pages import classic_listing_page, error_page, item_url, new_market_page
@@ -28,6 +30,8 @@ _MAX_PAGE = 100
 _NOT_FOUND = 8  # EResult "no match", the new market's answer for an unknown item
 _HISTOGRAM_NO_ITEM = 16  # a non-1 EResult, as the histogram sends for an unknown item_nameid
 _QUERY_ACTION = "queryAction"
+_NEW_PAGE = 20  # rows per QueryListingsForItem page, as on Steam
+_FLOAT_SLACK = Decimal("1e-7")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -150,6 +154,112 @@ def _query_params(request: web.Request) -> list[Any] | None:
     return params if isinstance(params, list) else None
 
 
+def _refused(request: web.Request) -> web.Response | None:
+    """What Steam says before a new-market call reaches its handler, if anything.
+
+    A moved route answers with the market's page; Steam's WAF turns away a call without an
+    Accept-Language header (403, an HTML page: aiosteampy added the header on 2026-07-24 for
+    this); a call without the page's `x-valve-request-type: queryAction` is refused too.
+    """
+    if _state(request).new_market == "route_changed":
+        return html_response(new_market_page())
+    if not request.headers.get("Accept-Language", "").strip():
+        return html_response(error_page("Access Denied"), status=403)
+    if request.headers.get("x-valve-request-type") != _QUERY_ACTION:
+        return html_response(error_page("Invalid request."), status=400)
+    return None
+
+
+def _listing_query(request: web.Request) -> dict[str, Any] | None:
+    """The object `QueryListingsForItem` takes as `qp=[{…}]`, or None if it is not one."""
+    params = _query_params(request)
+    if not params or not isinstance(params[0], dict):
+        return None
+    query: dict[str, Any] = params[0]
+    return query
+
+
+def _bound(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        bound = Decimal(str(value))
+    except ArithmeticError:
+        return None
+    return bound if bound.is_finite() else None
+
+
+def _wanted(quote: Quote, price: dict[str, Any], wear: dict[str, Any]) -> bool:
+    """Whether a row passes the query's price bounds (what the buyer pays) and wear filter."""
+    low, high = _bound(price.get("unMin")), _bound(price.get("unMax"))
+    if (low is not None and quote.total < low) or (high is not None and quote.total > high):
+        return False
+    if not wear:
+        return True
+    if quote.listing.wear is None:
+        return False
+    value = Decimal(quote.listing.wear)
+    float_min, float_max = _bound(wear.get("float_min")), _bound(wear.get("float_max"))
+    # The filter travels as a float: allow for its last digits, as Steam's own filter does.
+    if float_min is not None and value < float_min - _FLOAT_SLACK:
+        return False
+    return float_max is None or value <= float_max + _FLOAT_SLACK
+
+
+async def actions(request: web.Request) -> web.Response:
+    refused = _refused(request)
+    if refused is not None:
+        return refused
+    query = _listing_query(request)
+    if request.query.get("q") != "QueryListingsForItem" or query is None:
+        return html_response(error_page("Invalid request."), status=400)
+    state = _state(request)
+    appid, name = query.get("appid"), query.get("strItemName")
+    if type(appid) is not int or not isinstance(name, str):
+        return _new_market_json(request, {"data": None})
+    # A group id answers for every wear in the group; a grouped skin's own name answers nothing
+    # (as on Steam, where name-keyed queries for grouped CS2 items find 0 listings).
+    items = state.catalogue.group(appid, name)
+    if not items:
+        item = state.catalogue.find(appid, name)
+        items = [item] if item is not None and item.group_id is None else []
+    asked_price = query.get("price")
+    price: dict[str, Any] = asked_price if isinstance(asked_price, dict) else {}
+    currency = coerce_currency(price.get("eCurrency") if type(price.get("eCurrency")) is int else 1)
+    properties = query.get("propertyFilters")
+    wear: dict[str, Any] = {}
+    if isinstance(properties, dict) and isinstance(properties.get("2"), dict):
+        wear = properties["2"]
+    rows: list[tuple[Item, Quote]] = []
+    totals = 0
+    for item in items:
+        total, quotes = state.market.quotes(item, currency)
+        totals += total
+        rows += [(item, q) for q in quotes if _wanted(q, price, wear)]
+    rows.sort(key=lambda row: (row[1].total, row[1].listing.listingid))
+    filtered = bool(wear) or "unMin" in price or "unMax" in price
+    asked_start = query.get("start")
+    start: int = asked_start if type(asked_start) is int else 0
+    body = payloads.query_listings(
+        rows, total=len(rows) if filtered else totals, start=max(0, start), page_size=_NEW_PAGE
+    )
+    return _new_market_json(request, body)
+
+
+async def orderbook(request: web.Request) -> web.Response:
+    refused = _refused(request)
+    if refused is not None:
+        return refused
+    params = _query_params(request)
+    item = _new_market_item(request, params)
+    if request.query.get("q") != "Load" or item is None or params is None:
+        return _new_market_json(request, {"data": {"success": False}})
+    state = _state(request)
+    # No currency is asked: the book comes in the caller's region's currency.
+    book = build_order_book(state.market, item, coerce_currency(state.region_currency))
+    return _new_market_json(request, payloads.orderbook(book))
+
+
 def _new_market_item(request: web.Request, params: list[Any] | None) -> Item | None:
     if not params or len(params) < 2 or not isinstance(params[1], str):
         return None
@@ -159,45 +269,6 @@ def _new_market_item(request: web.Request, params: list[Any] | None) -> Item | N
     if type(appid) is not int:
         return None
     return _state(request).catalogue.find(appid, params[1])
-
-
-def _param(params: list[Any], index: int, default: int) -> int:
-    value = params[index] if len(params) > index else None
-    return value if type(value) is int else default
-
-
-def _needs_query_action(request: web.Request) -> web.Response | None:
-    if request.headers.get("x-valve-request-type") != _QUERY_ACTION:
-        return html_response(error_page("Invalid request."), status=400)
-    return None
-
-
-async def actions(request: web.Request) -> web.Response:
-    refused = _needs_query_action(request)
-    if refused is not None:
-        return refused
-    params = _query_params(request)
-    item = _new_market_item(request, params)
-    if request.query.get("q") != "QueryListingsForItem" or item is None or params is None:
-        return _new_market_json(request, {"success": _NOT_FOUND})
-    start, count = page_bounds(_param(params, 2, 0), _param(params, 3, 10))
-    currency = coerce_currency(_param(params, 4, 1))
-    total, quotes = _state(request).market.quotes(item, currency)
-    return _new_market_json(
-        request, payloads.query_listings(item, total, quotes[start : start + count])
-    )
-
-
-async def orderbook(request: web.Request) -> web.Response:
-    refused = _needs_query_action(request)
-    if refused is not None:
-        return refused
-    params = _query_params(request)
-    item = _new_market_item(request, params)
-    if request.query.get("q") != "Load" or item is None or params is None:
-        return _new_market_json(request, {"success": _NOT_FOUND})
-    book = build_order_book(_state(request).market, item, coerce_currency(_param(params, 2, 1)))
-    return _new_market_json(request, payloads.orderbook(book))
 
 
 async def market_home(request: web.Request) -> web.Response:

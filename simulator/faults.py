@@ -1,5 +1,8 @@
 """Faults injected on demand: what can go wrong with Steam, when, and for whom.
 
+`rename_field` is format drift: the real answer with one JSON key renamed wherever it appears
+(`{"mode": "rename_field", "field": "amtMinSellOrder"}`), as when Steam changes a format.
+
 A rule names a mode and narrows where it applies (endpoints, one client, a duration,
 every Nth or a probability, at most N times). Rules come from CLI flags or from
 `POST /__sim/faults` as JSON, so both go through `FaultRule.from_spec`.
@@ -23,6 +26,7 @@ FaultMode = Literal[
     "null",
     "success_false",
     "rate_limit_storm",
+    "rename_field",
 ]
 FAULT_MODES: tuple[FaultMode, ...] = get_args(FaultMode)
 _KEYS = frozenset(
@@ -37,6 +41,8 @@ _KEYS = frozenset(
         "delay_ms",
         "times",
         "item",
+        "field",
+        "rename_to",
     }
 )
 
@@ -64,6 +70,8 @@ class FaultRule:
     delay_ms: float | None = None  # slow: the delay; timeout: the hold
     times: int | None = None  # fire at most this many times
     item: str | None = None  # None: every item; else only requests about this market_hash_name
+    field: str | None = None  # rename_field: the JSON key to rename, wherever it appears
+    rename_to: str | None = None  # rename_field: its new name (default: the key + "_v2")
 
     @classmethod
     def from_spec(cls, spec: Any) -> FaultRule:
@@ -88,9 +96,13 @@ class FaultRule:
                 delay_ms=_number(spec, "delay_ms", 0.0, None),
                 times=_integer(spec, "times"),
                 item=_text(spec, "item"),
+                field=_text(spec, "field"),
+                rename_to=_text(spec, "rename_to"),
             )
         except (TypeError, ValueError) as exc:
             raise FaultSpecError(spec, str(exc)) from exc
+        if rule.mode == "rename_field" and not rule.field:
+            raise FaultSpecError(spec, "rename_field needs the field to rename")
         if rule.status is not None and not 200 <= rule.status <= 599:
             raise FaultSpecError(spec, "status must be an HTTP status from 200 to 599")
         return rule

@@ -263,36 +263,89 @@ def histogram(book: OrderBook, *, norender: bool) -> dict[str, Any]:
     }
 
 
-def query_listings(item: Item, total: int, page: Sequence[Quote]) -> dict[str, Any]:
-    """New market `QueryListingsForItem`: prices already in the asked currency."""
-    listings = []
-    for quote in page:
-        asset: dict[str, Any] = {
+def query_listing(item: Item, quote: Quote) -> dict[str, Any]:
+    """One row of the new market's `QueryListingsForItem`: prices in the asked currency."""
+    listing = quote.listing
+    description: dict[str, Any] = {
+        "appid": item.appid,
+        "classid": class_id(item),
+        "instanceid": "0",
+        "icon_url": ICON_URL,
+        "tradable": 1,
+        "name": item.group_name if item.wear else item.market_hash_name,
+        "name_color": name_color(item.market_hash_name, item.appid),
+        "type": _type(item),
+        "market_name": item.market_hash_name,
+        "market_hash_name": item.market_hash_name,
+        "commodity": 0 if item.has_float else 1,
+        "marketable": 1,
+    }
+    if item.group_id is not None:
+        description["market_bucket_group_id"] = item.group_id
+        description["market_bucket_group_name"] = item.group_name
+    return {
+        "listingid": str(listing.listingid),
+        "unPrice": quote.converted_price,
+        "unFee": quote.converted_fees.total,
+        "unSteamFee": quote.converted_fees.steam,
+        "unPublisherFee": quote.converted_fees.publisher,
+        "eCurrency": quote.currency,
+        "strSubtotal": format_price(quote.total, quote.currency),
+        "publisherFeeApp": item.appid,
+        "publisherFeePct": 0.10000000149011612,
+        "bMine": False,
+        "description": description,
+        "asset": {
             "appid": item.appid,
             "contextid": CONTEXT_ID,
-            "assetid": str(quote.listing.assetid),
+            "id": str(listing.assetid),
+            "assetid": str(listing.assetid),
+            "classid": class_id(item),
+            "instanceid": "0",
+            "amount": "1",
+            "asset_properties": _properties(listing),
+            "asset_accessories": [],
+        },
+        "enhanced_appearances": [],
+    }
+
+
+def query_listings(
+    rows: Sequence[tuple[Item, Quote]], *, total: int, start: int, page_size: int
+) -> dict[str, Any]:
+    """New market `QueryListingsForItem`: one page of rows, as `{"data": {...}}`."""
+    page = rows[start : start + page_size]
+    return {
+        "data": {
+            "more": start + len(page) < total,
+            "start": start,
+            "total_count": total,
+            "listings": [query_listing(item, quote) for item, quote in page],
+            "facets": [],
         }
-        if _properties(quote.listing):
-            asset["asset_properties"] = _properties(quote.listing)
-        listings.append(
-            {
-                "listingid": str(quote.listing.listingid),
-                "unPrice": quote.converted_price,
-                "unFee": quote.converted_fees.total,
-                "eCurrency": quote.currency,
-                "asset": asset,
-            }
-        )
-    return {"success": 1, "total_count": total, "listings": listings}
+    }
+
+
+def _compact(levels: tuple[Level, ...]) -> list[int]:
+    flat: list[int] = []
+    for level in levels[:_GRAPH_POINTS]:
+        flat += [level.price, level.quantity]
+    return flat
 
 
 def orderbook(book: OrderBook) -> dict[str, Any]:
-    """New market order book summary: amounts as strings, counts as in the histogram."""
+    """New market order book, wrapped twice as Steam sends it; levels as flat pairs."""
     return {
-        "success": 1,
-        "eCurrency": book.currency,
-        "amtMaxBuyOrder": None if book.highest_buy is None else str(book.highest_buy),
-        "amtMinSellOrder": None if book.lowest_sell is None else str(book.lowest_sell),
-        "cBuyOrders": count_field(book.buy_count),
-        "cSellOrders": count_field(book.sell_count),
+        "data": {
+            "success": True,
+            "data": {
+                "amtMaxBuyOrder": book.highest_buy,
+                "amtMinSellOrder": book.lowest_sell,
+                "eCurrency": book.currency,
+                "cBuyOrders": book.buy_count,
+                "cSellOrders": book.sell_count,
+                "rgCompactBuyOrders": _compact(book.buys),
+                "rgCompactSellOrders": _compact(book.sells),
+            },
+        }
     }

@@ -74,12 +74,20 @@ def search_render(
                     "market_name": item.market_hash_name,
                     "market_hash_name": item.market_hash_name,
                     "commodity": 0 if item.has_float else 1,
+                    **_group_of(item),
                 },
                 "sale_price_text": text,
             }
         )
     body["results"] = results
     return body
+
+
+def _group_of(item: Item) -> dict[str, str]:
+    """The new market's group of a skin's wears, as search results name it."""
+    if item.group_id is None:
+        return {}
+    return {"market_bucket_group_id": item.group_id, "market_bucket_group_name": item.group_name}
 
 
 async def search(request: web.Request) -> web.Response:

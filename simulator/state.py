@@ -14,7 +14,7 @@ from aiohttp import web
 
 from simulator.catalogue import Catalogue
 from simulator.clock import Clock
-from simulator.config import Latency, LegacyMode, SimulatorConfig
+from simulator.config import Latency, LegacyMode, NewMarketMode, SimulatorConfig
 from simulator.faults import FaultInjector
 from simulator.limits import Limiter
 from simulator.market import Market
@@ -33,6 +33,8 @@ class SimulatorState:
     faults: FaultInjector
     stats: Stats
     legacy: LegacyMode
+    new_market: NewMarketMode
+    region_currency: int
     latency: Latency
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     rng: random.Random = field(default_factory=random.Random)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import redis.asyncio
 
@@ -22,13 +23,8 @@ def describe(event: Event) -> str:
         if data.get("float_value"):
             detail += f" (float {data['float_value']})"
     elif event.kind == "order_book":
-        sides = {"lowest_sell": "sell", "highest_buy": "buy"}
-        detail = ", ".join(
-            f"{sides[side]} {texts.get(side, '?')} {'<=' if side == 'lowest_sell' else '>='} "
-            f"{texts.get('max_lowest_sell' if side == 'lowest_sell' else 'min_highest_buy', '?')}"
-            for side in data.get("reasons") or []
-            if side in sides
-        ) or ", ".join(f"{k} {v}" for k, v in texts.items())
+        detail = ", ".join(_book_reason(side, data, texts) for side in data.get("reasons") or [])
+        detail = detail or ", ".join(f"{k} {v}" for k, v in texts.items())
     elif event.kind in ("stalled", "failed"):
         detail = str(data.get("error") or "")
     else:
@@ -38,6 +34,18 @@ def describe(event: Event) -> str:
         f"{when} {event.kind:<17} task {event.task_id} ({event.owner}) "
         f"{event.item.market_hash_name}: {detail}".rstrip(": ")
     )
+
+
+def _book_reason(side: str, data: dict[str, Any], texts: dict[str, Any]) -> str:
+    """One test of an order-book event in words: "sell 5,72€ <= 6,00€", "3 sells <= 6,00€"."""
+    if side == "lowest_sell":
+        return f"sell {texts.get('lowest_sell', '?')} <= {texts.get('max_lowest_sell', '?')}"
+    if side == "highest_buy":
+        return f"buy {texts.get('highest_buy', '?')} >= {texts.get('min_highest_buy', '?')}"
+    if side in ("sell_depth", "buy_depth"):
+        which, rel = ("sells", "<=") if side == "sell_depth" else ("buys", ">=")
+        return f"{data.get(side)} {which} {rel} {texts.get(side + '_price', '?')}"
+    return side
 
 
 async def latest_id(client: redis.asyncio.Redis, stream: str = EVENTS_STREAM) -> str:

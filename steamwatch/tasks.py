@@ -169,10 +169,26 @@ def _unique(ids: Sequence[int]) -> list[int]:
     "either side, or both with --match all).",
 )
 @click.option(
+    "--sell-depth-count",
+    metavar="N",
+    help="order_book: alert when at least N sell orders are at or under --sell-depth-price.",
+)
+@click.option(
+    "--sell-depth-price", metavar="PRICE", help="order_book: the price for --sell-depth-count."
+)
+@click.option(
+    "--buy-depth-count",
+    metavar="N",
+    help="order_book: alert when at least N buy orders are at or over --buy-depth-price.",
+)
+@click.option(
+    "--buy-depth-price", metavar="PRICE", help="order_book: the price for --buy-depth-count."
+)
+@click.option(
     "--match",
     type=click.Choice(["any", "all"]),
-    help="order_book with both thresholds: alert when either side meets its threshold (any, "
-    "the default) or only when both do at once (all). The event names the side(s) that matched.",
+    help="order_book with several tests: alert when any one holds (any, the default) or only "
+    "when all hold at once (all). The event names the test(s) that held.",
 )
 @click.option(
     "--no-verify",
@@ -486,7 +502,8 @@ def import_(file: Path, fmt: str | None, skip_invalid: bool, as_json: bool) -> N
 
     Fields are named as the options of `add`: owner, appid, item (or market_hash_name),
     currency, kind, interval (or check_interval), max_price, float_min, float_max,
-    max_lowest_sell, min_highest_buy, match (any or all); an empty CSV cell is not given.
+    max_lowest_sell, min_highest_buy, sell_depth_count, sell_depth_price, buy_depth_count,
+    buy_depth_price, match (any or all); an empty CSV cell is not given.
     Every bad row is reported with its line; if there is one, nothing is imported unless
     --skip-invalid. Duplicates, in the file or of existing watches, are bad rows. All rows
     are written in one transaction.

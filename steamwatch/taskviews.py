@@ -66,9 +66,15 @@ def watching(task: Task) -> str:
         parts.append(f"sell <= {money(given['max_lowest_sell'], task.currency)}")
     if "min_highest_buy" in given:
         parts.append(f"buy >= {money(given['min_highest_buy'], task.currency)}")
+    if "sell_depth_count" in given and "sell_depth_price" in given:
+        price = money(given["sell_depth_price"], task.currency)
+        parts.append(f">= {given['sell_depth_count']} sells <= {price}")
+    if "buy_depth_count" in given and "buy_depth_price" in given:
+        price = money(given["buy_depth_price"], task.currency)
+        parts.append(f">= {given['buy_depth_count']} buys >= {price}")
     if given.get("match") == "all" and len(parts) > 1:
         return " and ".join(parts)
-    if "max_lowest_sell" in given and "min_highest_buy" in given:
+    if task.kind == "order_book" and len(parts) > 1:
         return " or ".join(parts)
     return ", ".join(parts) or json.dumps(given)
 

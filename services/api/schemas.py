@@ -25,7 +25,13 @@ _FIELD_HELP = {
     "float_max": "new_listings: only listings with a float of at most this.",
     "max_lowest_sell": "order_book: alert when the lowest sell is at or under this.",
     "min_highest_buy": "order_book: alert when the highest buy is at or over this.",
-    "match": "order_book with both thresholds: any (default) or all.",
+    "sell_depth_count": "order_book: alert when at least this many sell orders are at or under "
+    "sell_depth_price.",
+    "sell_depth_price": "order_book: the price for sell_depth_count.",
+    "buy_depth_count": "order_book: alert when at least this many buy orders are at or over "
+    "buy_depth_price.",
+    "buy_depth_price": "order_book: the price for buy_depth_count.",
+    "match": "order_book with several tests: any (default) or all.",
 }
 
 
@@ -40,6 +46,14 @@ class WatchChange(BaseModel):
     float_max: Scalar | None = Field(default=None, description=_FIELD_HELP["float_max"])
     max_lowest_sell: Scalar | None = Field(default=None, description=_FIELD_HELP["max_lowest_sell"])
     min_highest_buy: Scalar | None = Field(default=None, description=_FIELD_HELP["min_highest_buy"])
+    sell_depth_count: Scalar | None = Field(
+        default=None, description=_FIELD_HELP["sell_depth_count"]
+    )
+    sell_depth_price: Scalar | None = Field(
+        default=None, description=_FIELD_HELP["sell_depth_price"]
+    )
+    buy_depth_count: Scalar | None = Field(default=None, description=_FIELD_HELP["buy_depth_count"])
+    buy_depth_price: Scalar | None = Field(default=None, description=_FIELD_HELP["buy_depth_price"])
     match: Scalar | None = Field(default=None, description=_FIELD_HELP["match"])
 
 

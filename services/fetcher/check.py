@@ -18,12 +18,14 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert
 
 from services.fetcher.metrics import CHECKS, TRANSITIONS
+from shared.alerts import ConditionError, NewListingCondition, parse_conditions
 from shared.bus import CheckMessage, ResultMessage, send_result
 from shared.db import Database, PriceSnapshot, Task
 from shared.observability import redact_text
 from shared.steam import (
     Item,
     ItemNotFound,
+    ListingFilter,
     Listings,
     OrderBook,
     PriceOverview,
@@ -49,12 +51,29 @@ class Fetcher:
     stopping: Callable[[], bool] = lambda: False
 
 
-async def fetch(steam: SteamClient, kind: str, item: Item) -> Result:
+async def fetch(
+    steam: SteamClient, kind: str, item: Item, conditions: dict[str, Any] | None = None
+) -> Result:
     if kind == "lowest_price":
         return await steam.price_overview(item)
     if kind == "new_listings":
-        return await steam.listings(item)
+        return await steam.listings(item, wanted=listing_filter(conditions or {}, item.currency))
     return await steam.order_book(item)
+
+
+def listing_filter(conditions: dict[str, Any], currency: int) -> ListingFilter:
+    """A listings watch's conditions as Steam's server-side filter (none if they do not parse:
+    the publisher reports bad conditions, the check still looks)."""
+    try:
+        condition = parse_conditions("new_listings", conditions, currency=currency)
+    except ConditionError:
+        return ListingFilter()
+    assert isinstance(condition, NewListingCondition)
+    return ListingFilter(
+        max_price=condition.max_price,
+        float_min=condition.float_min,
+        float_max=condition.float_max,
+    )
 
 
 def snapshot_row(
@@ -79,6 +98,7 @@ def snapshot_row(
             "buy_count": result.buy_count,
             "sell_count": result.sell_count,
             "lowest_price": result.lowest_sell,
+            "book": {"sells": result.sells, "buys": result.buys},
             "source": "orderbook",
         }
     elif isinstance(result, Listings):
@@ -111,7 +131,7 @@ async def check_task(fetcher: Fetcher, message: CheckMessage) -> ResultMessage |
         error: str | None = None
         missing: ItemNotFound | None = None
         try:
-            result = await fetch(fetcher.steam, kind, item)
+            result = await fetch(fetcher.steam, kind, item, task.conditions)
         except ProxyPoolExhausted as e:
             next_check = await defer(session, task_id=task_id, token=token, at=e.retry_at)
             CHECKS.labels(outcome="deferred").inc()
@@ -209,6 +229,7 @@ _LOAD = select(
     Task.market_hash_name,
     Task.currency,
     Task.kind,
+    Task.conditions,
 ).where(Task.id == bindparam("task_id"))
 _STORE = insert(PriceSnapshot).on_conflict_do_nothing(constraint="uq_price_history_check")
 

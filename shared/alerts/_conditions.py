@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from shared.db import WatchKind
@@ -32,6 +39,16 @@ SignalKind = Literal["price_at_or_below", "new_listing", "order_book"]
 # strict: a bool or 12.0 is a mistake, not a price; strings are converted before validation.
 Price = Annotated[int, Field(gt=0, strict=True)]
 FloatBound = Annotated[Decimal, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_type", "must be a whole number, got true/false")
+    return value
+
+
+# A number of orders: 5 or "5" (the CLI gives text), never true or 5.5.
+Count = Annotated[int, BeforeValidator(_no_bool), Field(gt=0)]
 
 
 class ConditionError(ValueError):
@@ -96,28 +113,62 @@ class NewListingCondition(_Condition):
 
 
 class OrderBookCondition(_Condition):
-    """The best sell offer at or under a threshold, the best buy order at or over one.
+    """The order book: its top (best sell at or under, best buy at or over) and its depth.
 
-    With both thresholds, ``match`` says how they combine: ``any`` (either side is enough, the
-    default) or ``all`` (both sides at once).
+    Depth reads the book's levels: "at least ``sell_depth_count`` sell orders at or under
+    ``sell_depth_price``" (enough stock near a price), "at least ``buy_depth_count`` buy orders
+    at or over ``buy_depth_price``" (enough demand). With several of them, ``match`` says how
+    they combine: ``any`` (one is enough, the default) or ``all`` (every one at once).
     """
 
     KIND: ClassVar[WatchKind] = "order_book"
-    PRICE_FIELDS: ClassVar[tuple[str, ...]] = ("max_lowest_sell", "min_highest_buy")
+    PRICE_FIELDS: ClassVar[tuple[str, ...]] = (
+        "max_lowest_sell",
+        "min_highest_buy",
+        "sell_depth_price",
+        "buy_depth_price",
+    )
 
     max_lowest_sell: Price | None = None
     min_highest_buy: Price | None = None
+    sell_depth_count: Count | None = None
+    sell_depth_price: Price | None = None
+    buy_depth_count: Count | None = None
+    buy_depth_price: Price | None = None
     match: Literal["any", "all"] = "any"
 
     @model_validator(mode="after")
     def _something_to_watch(self) -> OrderBookCondition:
-        if self.max_lowest_sell is None and self.min_highest_buy is None:
+        for side in ("sell", "buy"):
+            count, price = f"{side}_depth_count", f"{side}_depth_price"
+            if (getattr(self, count) is None) != (getattr(self, price) is None):
+                missing = count if getattr(self, count) is None else price
+                other = price if missing == count else count
+                raise PydanticCustomError(
+                    "condition", "is required with {other}", {"field": missing, "other": other}
+                )
+        if not self.watched:
             raise PydanticCustomError(
                 "condition",
-                "at least one of max_lowest_sell and min_highest_buy must be set",
+                "at least one of max_lowest_sell, min_highest_buy, sell_depth_count (with "
+                "sell_depth_price) and buy_depth_count (with buy_depth_price) must be set",
                 {"field": "max_lowest_sell"},
             )
         return self
+
+    @property
+    def watched(self) -> list[str]:
+        """The tests this condition makes, as named in an event's ``reasons``."""
+        tests = []
+        if self.max_lowest_sell is not None:
+            tests.append("lowest_sell")
+        if self.min_highest_buy is not None:
+            tests.append("highest_buy")
+        if self.sell_depth_count is not None:
+            tests.append("sell_depth")
+        if self.buy_depth_count is not None:
+            tests.append("buy_depth")
+        return tests
 
 
 Condition = LowestPriceCondition | NewListingCondition | OrderBookCondition
@@ -157,6 +208,8 @@ def _explain(exc: ValidationError, *, kind: str, currency: int) -> InvalidCondit
         return InvalidCondition(name, "is required")
     if kind_of_error == "extra_forbidden":
         return InvalidCondition(name, f"is not a field of {kind} conditions")
+    if kind_of_error.startswith("int") and name.endswith("_count"):
+        return InvalidCondition(name, f"must be a whole number of orders, got {error['input']!r}")
     if kind_of_error.startswith("int"):
         try:
             example = f" or a price string such as {format_price(1250, currency)!r}"
@@ -241,17 +294,23 @@ def _order_book(condition: OrderBookCondition, result: Result, was_met: bool) ->
     if not isinstance(result, OrderBook):
         raise WrongResult(condition.KIND, result)
     sell, buy = result.lowest_sell, result.highest_buy
-    watched: list[str] = []
-    reasons: list[str] = []  # the sides that matched, named in the event
-    if condition.max_lowest_sell is not None:
-        watched.append("lowest_sell")
-        if sell is not None and sell <= condition.max_lowest_sell:
+    sell_depth = buy_depth = None
+    reasons: list[str] = []  # the tests that passed, named in the event
+    if condition.max_lowest_sell is not None and sell is not None:
+        if sell <= condition.max_lowest_sell:
             reasons.append("lowest_sell")
-    if condition.min_highest_buy is not None:
-        watched.append("highest_buy")
-        if buy is not None and buy >= condition.min_highest_buy:
+    if condition.min_highest_buy is not None and buy is not None:
+        if buy >= condition.min_highest_buy:
             reasons.append("highest_buy")
-    met = reasons == watched if condition.match == "all" else bool(reasons)
+    if condition.sell_depth_count is not None and condition.sell_depth_price is not None:
+        sell_depth = result.sell_depth(condition.sell_depth_price)
+        if sell_depth >= condition.sell_depth_count:
+            reasons.append("sell_depth")
+    if condition.buy_depth_count is not None and condition.buy_depth_price is not None:
+        buy_depth = result.buy_depth(condition.buy_depth_price)
+        if buy_depth >= condition.buy_depth_count:
+            reasons.append("buy_depth")
+    met = reasons == condition.watched if condition.match == "all" else bool(reasons)
     if not met or was_met:
         return Evaluation(state={"met": met})
     data = {
@@ -270,6 +329,20 @@ def _order_book(condition: OrderBookCondition, result: Result, was_met: bool) ->
         "reasons": reasons,
         "match": condition.match,
     }
+    if condition.sell_depth_count is not None:
+        data |= {
+            "sell_depth": sell_depth,
+            "sell_depth_count": condition.sell_depth_count,
+            "sell_depth_price": condition.sell_depth_price,
+            **_texts(result.currency, sell_depth_price=condition.sell_depth_price),
+        }
+    if condition.buy_depth_count is not None:
+        data |= {
+            "buy_depth": buy_depth,
+            "buy_depth_count": condition.buy_depth_count,
+            "buy_depth_price": condition.buy_depth_price,
+            **_texts(result.currency, buy_depth_price=condition.buy_depth_price),
+        }
     return Evaluation(state={"met": True}, signals=(Signal("order_book", "book", data),))
 
 

@@ -148,6 +148,8 @@ class PriceSnapshot(Base):
     buy_count: Mapped[int | None] = mapped_column(Integer)
     sell_count: Mapped[int | None] = mapped_column(Integer)
     listings: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    # Order-book depth: {"sells": [[price, quantity], ...], "buys": [...]}, per level.
+    book: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     source: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (

@@ -120,6 +120,16 @@ def fields(event: Event) -> dict[str, str]:
                 f"highest buy {_text(data, 'highest_buy') or 'none'} "
                 f"(at least {_text(data, 'min_highest_buy')})"
             )
+        if data.get("sell_depth_count") is not None:
+            sides.append(
+                f"{data.get('sell_depth')} sell orders at or under "
+                f"{_text(data, 'sell_depth_price')} (wanted {data['sell_depth_count']})"
+            )
+        if data.get("buy_depth_count") is not None:
+            sides.append(
+                f"{data.get('buy_depth')} buy orders at or over "
+                f"{_text(data, 'buy_depth_price')} (wanted {data['buy_depth_count']})"
+            )
         price = _text(data, "lowest_sell")
         threshold = _text(data, "max_lowest_sell") or _text(data, "min_highest_buy")
         lines = [f"{item}: " + "; ".join(sides) + "."]

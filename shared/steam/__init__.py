@@ -22,7 +22,7 @@ from shared.steam._errors import (
     looks_like_html,
 )
 from shared.steam._http import USER_AGENT, close_quietly, create_http_session
-from shared.steam._item import Item
+from shared.steam._item import Item, ListingFilter
 from shared.steam._pages import parse_item_nameid
 from shared.steam._parsers import (
     Route,
@@ -81,6 +81,7 @@ __all__ = [
     "Endpoint",
     "Family",
     "Item",
+    "ListingFilter",
     "ItemNotFound",
     "Listing",
     "Listings",

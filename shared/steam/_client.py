@@ -15,6 +15,7 @@ import json
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Literal, TypedDict, TypeVar
 from urllib.parse import quote
 
@@ -33,7 +34,8 @@ from shared.steam._errors import (
     SteamError,
     Unavailable,
 )
-from shared.steam._item import Item
+from shared.steam._item import Item, ListingFilter
+from shared.steam._prices import UnknownCurrency, currency_code
 from shared.steam._proxies import Endpoint, ProxyPool, ProxyPoolExhausted, Slot
 from shared.steam._results import Listings, OrderBook, PriceOverview
 
@@ -57,12 +59,66 @@ REQUEST_SECONDS = Histogram(
     ["endpoint"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30),
 )
+PARSE_FAILURES = Counter(
+    "steamwatch_steam_parse_failures",
+    "Steam answers (HTTP 200) that did not read as the endpoint's format, by parser endpoint and "
+    "reason: html, not_json, missing_field, wrong_type, currency (priced in another currency "
+    "than asked), other. A sudden rise means Steam changed a format: run `steamwatch probe`",
+    ["endpoint", "reason"],
+)
+PARSE_FAILURE_REASONS = ("html", "not_json", "missing_field", "wrong_type", "currency", "other")
+ROUTES = ("priceoverview", "listings", "itemordershistogram", "QueryListingsForItem", "orderbook")
+GROUP_RETRY_SECONDS = 6 * 3600.0
+# CS2 exteriors and their wear ranges (bounds inclusive here; rows are checked by name anyway).
+_WEAR_RANGES: dict[str, tuple[Decimal, Decimal]] = {
+    "Factory New": (Decimal("0"), Decimal("0.07")),
+    "Minimal Wear": (Decimal("0.07"), Decimal("0.15")),
+    "Field-Tested": (Decimal("0.15"), Decimal("0.38")),
+    "Well-Worn": (Decimal("0.38"), Decimal("0.45")),
+    "Battle-Scarred": (Decimal("0.45"), Decimal("1")),
+}  # how long "search names no group for this item" is believed
 RESPONSES = Counter(
     "steamwatch_steam_responses",
     "Steam answers by endpoint, proxy and status class (2xx, 3xx, 4xx, 429, 5xx; timeout and "
     "error when there was no answer)",
     ["endpoint", "proxy", "status_class"],
 )
+
+
+def failure_reason(error: BadResponse) -> str:
+    """The `reason` label of a parse failure, from the error the parser raised."""
+    text = error.reason
+    if error.is_html:
+        return "html"
+    if text.startswith(("malformed JSON", "empty body", "expected a JSON object", "body is not")):
+        return "not_json"
+    if text.startswith("missing field"):
+        return "missing_field"
+    if text.startswith("answered in"):
+        return "currency"
+    if " must " in text or text.startswith(("unexpected", "success is")):
+        return "wrong_type"
+    return "other"
+
+
+async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
+    """The whole body, or its first MAX_BODY + 1 bytes. (``content.read(n)`` alone returns
+    whatever has arrived, at most n: a 128 KB listing page would come back cut.)"""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_BODY:
+            break
+    return b"".join(chunks)
+
+
+def _code(currency: int) -> str:
+    try:
+        return currency_code(currency)
+    except UnknownCurrency:
+        return "an unknown currency"
 
 
 def status_class(status: int) -> str:
@@ -77,6 +133,9 @@ def initialize_metrics(pool: ProxyPool) -> None:
         RETRIES.labels(endpoint=endpoint, reason="not_found")
         for proxy in pool.proxies:
             RESPONSES.labels(endpoint=endpoint, proxy=proxy.label, status_class="429")
+    for route in ROUTES:
+        for reason in PARSE_FAILURE_REASONS:
+            PARSE_FAILURES.labels(endpoint=route, reason=reason)
     pool.seed_metrics()
 
 
@@ -117,6 +176,9 @@ class SteamClient:
         # (url) -> (etag, last-modified, result): answers to conditional requests.
         self._validators: OrderedDict[str, tuple[str | None, str | None, object]] = OrderedDict()
         self._nameids: dict[tuple[int, str], int] = {}
+        # (appid, name) -> (group id or None, when learned): the new market's name for a skin's
+        # group of wears, learned from the market search when a name-keyed query finds nothing.
+        self._groups: dict[tuple[int, str], tuple[str | None, float]] = {}
 
     # ---- the three watches ----------------------------------------------------------------
 
@@ -126,10 +188,13 @@ class SteamClient:
             legacy=lambda: self._legacy_priceoverview(item), new=lambda: self._new_orderbook(item)
         )
 
-    async def listings(self, item: Item, *, count: int = 10) -> Listings:
+    async def listings(
+        self, item: Item, *, count: int = 10, wanted: ListingFilter | None = None
+    ) -> Listings:
+        """Sell listings, cheapest first; on the new market filtered by Steam to ``wanted``."""
         return await self._with_fallback(
             legacy=lambda: self._legacy_listings(item, count),
-            new=lambda: self._new_listings(item, count),
+            new=lambda: self._new_listings(item, wanted or ListingFilter()),
         )
 
     async def order_book(self, item: Item) -> OrderBook:
@@ -142,6 +207,12 @@ class SteamClient:
 
         Steam limits search on its own; here it shares the listings budget, the stricter one.
         """
+        return [name for name, _ in await self.search_groups(appid, query, count=count)]
+
+    async def search_groups(
+        self, appid: int, query: str, *, count: int = 50
+    ) -> list[tuple[str, str | None]]:
+        """Like :meth:`search`, with each result's market bucket group id (or None)."""
         probe = Item(appid=appid, market_hash_name=query, currency=1)
         params = {
             "query": query,
@@ -158,7 +229,7 @@ class SteamClient:
             "/market/search/render/",
             item=probe,
             params=params,
-            parse=lambda body: parsers.parse_search_names(body, appid=appid),
+            parse=lambda body: parsers.parse_search_results(body, appid=appid),
             about_an_item=False,  # a 404 here says nothing of an item, and must not search again
         )
 
@@ -259,29 +330,118 @@ class SteamClient:
 
     # ---- new market ---------------------------------------------------------------------------
 
-    async def _new_listings(self, item: Item, count: int) -> Listings:
-        qp = [item.appid, item.market_hash_name, 0, count, item.currency]
-        return await self._call(
+    async def _new_listings(self, item: Item, wanted: ListingFilter) -> Listings:
+        """`QueryListingsForItem`, by the item's name or, for a grouped skin, its group's id.
+
+        Steam files a skin's wears under one group and answers a name-keyed query for a grouped
+        item with nothing at all; the group id comes from the market search and is kept.
+        """
+        key = (item.appid, item.market_hash_name)
+        group, _ = self._groups.get(key, (None, 0.0))
+        found = await self._query_listings(item, group or item.market_hash_name, wanted)
+        if found.total_count or group is not None or not self._group_lookup_due(key):
+            return found
+        group = await self._learn_group(item)
+        if group is None or group == item.market_hash_name:
+            return found
+        return await self._query_listings(item, group, wanted)
+
+    def _group_lookup_due(self, key: tuple[int, str]) -> bool:
+        learned = self._groups.get(key)
+        return learned is None or time.monotonic() - learned[1] > GROUP_RETRY_SECONDS
+
+    async def _learn_group(self, item: Item) -> str | None:
+        """The item's market bucket group id from Steam's search, remembered either way."""
+        key = (item.appid, item.market_hash_name)
+        try:
+            results = await self.search_groups(item.appid, item.market_hash_name, count=10)
+        except (SteamError, ProxyPoolExhausted) as e:
+            log.info("no group id for the item: search failed", error=type(e).__name__)
+            return None  # not remembered: the next empty answer asks again
+        group = next((g for name, g in results if name == item.market_hash_name), None)
+        self._groups[key] = (group, time.monotonic())
+        log.info("market group learned", market_hash_name=item.market_hash_name, group=group)
+        return group
+
+    async def _query_listings(self, item: Item, name: str, wanted: ListingFilter) -> Listings:
+        # The query the new market's item page sends (as read by aiosteampy and others): one
+        # object in `qp`, the item under `strItemName`, filters as objects, cheapest first.
+        price: dict[str, int] = {"eCurrency": item.currency}
+        if wanted.max_price is not None:
+            price["unMax"] = wanted.max_price
+        properties: dict[str, dict[str, float | int]] = {}
+        low, high = wanted.float_min, wanted.float_max
+        if name != item.market_hash_name:
+            # A group answers for every wear: its wear's float range keeps the page to this one.
+            wear = _WEAR_RANGES.get(item.market_hash_name.rsplit("(", 1)[-1].rstrip(")"))
+            if wear is not None:
+                low = max(low, wear[0]) if low is not None else wear[0]
+                high = min(high, wear[1]) if high is not None else wear[1]
+        if low is not None or high is not None:
+            # The server-side filter takes floats; the answer is checked again exactly.
+            properties[str(parsers.PROPERTY_WEAR)] = {
+                "property_id": parsers.PROPERTY_WEAR,
+                "float_min": float(low) if low is not None else 0.0,
+                "float_max": float(high) if high is not None else 1.0,
+            }
+        query = {
+            "appid": item.appid,
+            "strItemName": name,
+            "filters": {},
+            "accessoryFilters": {},
+            "propertyFilters": properties,
+            "price": price,
+            "sort": {"field": 0, "direction": 0},  # price, ascending
+            "start": 0,
+        }
+        listings = await self._call(
             "listings",
             "/market/actions",
             item=item,
-            params={"q": "QueryListingsForItem", "qp": json.dumps(qp, ensure_ascii=False)},
-            headers={"x-valve-request-type": "queryAction"},
+            params={"q": "QueryListingsForItem", "qp": json.dumps([query], ensure_ascii=False)},
+            headers=self._new_market_headers(item),
             parse=lambda body: parsers.parse_query_listings(body, **self._ids(item)),
             conditional=True,
         )
+        for entry in listings.listings:
+            self._same_currency(item, entry.currency, "QueryListingsForItem")
+        return listings
 
     async def _new_orderbook(self, item: Item) -> OrderBook:
-        qp = [item.appid, item.market_hash_name, item.currency]
-        return await self._call(
+        # No currency in `qp`: Steam prices the book in the currency of the caller's region.
+        qp = [item.appid, item.market_hash_name]
+        book = await self._call(
             "orderbook",
             "/market/orderbook",
             item=item,
             params={"q": "Load", "qp": json.dumps(qp, ensure_ascii=False)},
-            headers={"x-valve-request-type": "queryAction"},
+            headers=self._new_market_headers(item),
             parse=lambda body: parsers.parse_orderbook(body, **self._ids(item)),
             conditional=True,
         )
+        self._same_currency(item, book.currency, "orderbook")
+        return book
+
+    def _new_market_headers(self, item: Item) -> dict[str, str]:
+        """What the new market's own page sends: Steam's WAF refuses calls without them."""
+        page = f"{self.base_url}/market/listings/{item.appid}/{quote(item.market_hash_name)}"
+        return {"x-valve-request-type": "queryAction", "Referer": page}
+
+    @staticmethod
+    def _same_currency(item: Item, answered: int, endpoint: str) -> None:
+        """A price in another currency than the watch's cannot be judged against its limits."""
+        if answered == item.currency:
+            return
+        error = BadResponse(
+            endpoint=endpoint,
+            reason=(
+                f"answered in {_code(answered)} ({answered}), the watch is in "
+                f"{_code(item.currency)} ({item.currency}): the new market prices in the "
+                "currency of the proxy's region; use proxies in that region or the legacy family"
+            ),
+        )
+        PARSE_FAILURES.labels(endpoint=endpoint, reason="currency").inc()
+        raise error
 
     # ---- the request itself -------------------------------------------------------------------
 
@@ -429,7 +589,7 @@ class SteamClient:
             ) as response:
                 status = response.status
                 answered = status_class(status)
-                body = await response.content.read(MAX_BODY + 1)
+                body = await _read_capped(response)
                 etag = response.headers.get("ETag")
                 modified = response.headers.get("Last-Modified")
                 location = response.headers.get("Location", "")
@@ -521,6 +681,10 @@ class SteamClient:
             )
         try:
             result = parse(body)
+        except BadResponse as e:
+            e.status = status
+            PARSE_FAILURES.labels(endpoint=e.endpoint or endpoint, reason=failure_reason(e)).inc()
+            raise
         except SteamError as e:
             e.status = status  # type: ignore[attr-defined]
             raise

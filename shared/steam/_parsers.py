@@ -6,32 +6,36 @@ object, or has a field of the wrong type raises `BadResponse`; Steam's own "no s
 item" answers raise `ItemNotFound`. Money is integer minor units; wear floats are
 `Decimal` read from the wire text, never through `float`. Bool is never a number.
 
-Legacy endpoints follow the captured payloads in `tests/fixtures/steam_samples/`.
-The new market (mid-2026) has no captured sample; this is the format the team agreed
-from Steam's documented field names, and the one the simulator serves:
+What each format rests on:
 
-`GET /market/actions?q=QueryListingsForItem&qp=[appid, "hash name", start, count, currency]`
-with header `x-valve-request-type: queryAction`::
+- Legacy endpoints (`priceoverview`, `listings/.../render`, `itemordershistogram`,
+  `search/render`): the real captures in `tests/fixtures/steam_samples/` (SOURCES.md names
+  each one's repository and commit).
+- The new market's order book, `GET /market/orderbook?q=Load&qp=[appid,"hash name"]`: a real
+  answer recorded from Steam on 2026-10-09 and published in a public repository's tests
+  (`orderbook__wrapped_chf__public-capture.json`), and somespecialone/aiosteampy's parser
+  (`rj["data"]["data"]`, fixed 2026-08-14 after Steam wrapped it twice)::
 
-    {"success": 1, "total_count": 419,
-     "listings": [{"listingid": "433799027041528860", "unPrice": 438, "unFee": 64,
-                   "eCurrency": 3,
-                   "asset": {"appid": 730, "contextid": "2", "assetid": "992372515",
-                             "asset_properties": [{"propertyid": 1, "int_value": "468"},
-                                                  {"propertyid": 2, "float_value": "0.2474"}]}}]}
+      {"data": {"success": true, "data": {"amtMaxBuyOrder": 525, "amtMinSellOrder": 572,
+       "eCurrency": 4, "cBuyOrders": 71894, "cSellOrders": 1054,
+       "rgCompactBuyOrders": [525, 11, 520, 3], "rgCompactSellOrders": [572, 1, 587, 1]}}}
 
-`GET /market/orderbook?q=Load&qp=[appid, "hash name", currency]`, same header::
+  Amounts are minor units; the level arrays are flat `[price, quantity, price, quantity…]`,
+  each quantity for its own level (not cumulative), sells rising and buys falling. The
+  currency is the one Steam picks for the caller's region, which may not be the one asked.
+- `GET /market/actions?q=QueryListingsForItem&qp=[{…}]`: aiosteampy's parser (2026-08-19, when
+  the call moved from POST `routeAction` to GET `queryAction`) and field lists of clients that
+  read it in production: ``{"data": {"more", "start", "total_count", "listings": [{"listingid",
+  "unPrice", "unFee", "eCurrency", "strSubtotal", "description": {"market_hash_name"…},
+  "asset": {"assetid", "asset_properties": [{"propertyid", "int_value" | "float_value"}]…}}],
+  "facets"}}``. `data` is null when nothing matches. A query by a group id answers every item of
+  the group (all five wears of a skin), so rows whose description names another item are left
+  out. No complete real body has been published; no sample here pretends to be one.
 
-    {"success": 1, "eCurrency": 3, "amtMaxBuyOrder": "3", "amtMinSellOrder": null,
-     "cBuyOrders": "2", "cSellOrders": 0}
-
-`unPrice`/`unFee`/`amt*` are minor units, `eCurrency` is the plain currency id (a
-wallet id 2000 + id is also accepted), and every number may arrive as a string of
-digits; `amt*` may be null (empty side). `asset` and `asset_properties` are optional
-(propertyid 1: pattern seed in `int_value`, 2: wear in `float_value`). `success` is 1
-(or true); 8 means the item is unknown (`ItemNotFound`); anything else is `BadResponse`.
-In both listing formats a listing whose price + fee is 0 (sold while the page was built)
-is left out, and each listing keeps the currency its body states.
+Numbers may arrive as strings of digits; `amt*` may be null (an empty side). `success` is 1 or
+true; false or 8 (EResult "no match") is an unknown item; anything else is `BadResponse`. In both
+listing formats a listing whose price + fee is 0 (sold while the page was built) is left out,
+and each listing keeps the currency its body states.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from typing import Any, Literal, NoReturn, TypeVar
 
 from shared.steam._errors import BadResponse, ItemNotFound
 from shared.steam._prices import currency_from_wallet_id, parse_price
-from shared.steam._results import Listing, Listings, OrderBook, PriceOverview
+from shared.steam._results import MAX_LEVELS, Level, Listing, Listings, OrderBook, PriceOverview
 
 Route = Literal[
     "priceoverview",
@@ -57,8 +61,8 @@ Route = Literal[
 
 # Steam's EResult for "no such file/item", used by the new market for an unknown item.
 _RESULT_NOT_FOUND = 8
-_PROPERTY_PATTERN_SEED = 1
-_PROPERTY_WEAR = 2
+PROPERTY_PATTERN_SEED = 1
+PROPERTY_WEAR = 2
 _PROPS = "asset_properties."
 
 _DIGITS = re.compile(r"[0-9]+")
@@ -220,9 +224,9 @@ def _properties(props: Any) -> tuple[Decimal | None, int | None]:
         if not isinstance(prop, dict):
             _fail(f"asset_properties entry must be an object, got {_show(prop)}")
         pid = _count(_require(prop, "propertyid", _PROPS), _PROPS + "propertyid")
-        if pid == _PROPERTY_PATTERN_SEED:
+        if pid == PROPERTY_PATTERN_SEED:
             seed = _count(_require(prop, "int_value", _PROPS), _PROPS + "int_value")
-        elif pid == _PROPERTY_WEAR:
+        elif pid == PROPERTY_WEAR:
             wear = _wear(_require(prop, "float_value", _PROPS))
     return wear, seed
 
@@ -239,11 +243,11 @@ def _object(value: Any, field: str) -> dict[str, Any]:
 # --- legacy endpoints -------------------------------------------------------------------
 
 
-def parse_search_names(body: bytes | str, *, appid: int) -> list[str]:
-    """The ``market_hash_name`` of every result of `/market/search/render/?norender=1` in
-    ``appid``, in Steam's order (an empty page is an empty list)."""
+def parse_search_results(body: bytes | str, *, appid: int) -> list[tuple[str, str | None]]:
+    """``(market_hash_name, market bucket group id or None)`` of every result of
+    `/market/search/render/?norender=1` in ``appid``, in Steam's order (an empty page is [])."""
 
-    def build(data: dict[str, Any]) -> list[str]:
+    def build(data: dict[str, Any]) -> list[tuple[str, str | None]]:
         if not _is_ok(_require(data, "success")):
             _fail(f"success is {_show(data['success'])}")
         results = data.get("results")
@@ -251,7 +255,7 @@ def parse_search_names(body: bytes | str, *, appid: int) -> list[str]:
             return []
         if not isinstance(results, list):
             _fail(f"results must be a list, got {_show(results)}")
-        names = []
+        found: list[tuple[str, str | None]] = []
         for entry in results:
             if not isinstance(entry, dict):
                 _fail(f"a result must be an object, got {_show(entry)}")
@@ -261,10 +265,16 @@ def parse_search_names(body: bytes | str, *, appid: int) -> list[str]:
             name = entry.get("hash_name") or described.get("market_hash_name")
             if not isinstance(name, str) or not name:
                 _fail(f"a result has no hash_name: {_show(entry)}")
-            names.append(name)
-        return names
+            group = described.get("market_bucket_group_id")
+            found.append((name, group if isinstance(group, str) and group else None))
+        return found
 
     return _parse("search", body, build)
+
+
+def parse_search_names(body: bytes | str, *, appid: int) -> list[str]:
+    """The ``market_hash_name`` of every result of `/market/search/render/?norender=1`."""
+    return [name for name, _ in parse_search_results(body, appid=appid)]
 
 
 def parse_priceoverview(
@@ -362,9 +372,40 @@ def parse_orders_histogram(
             lowest_sell=_opt_count(_require(data, "lowest_sell_order"), "lowest_sell_order"),
             buy_count=_order_count(data, "buy_order_count", "buy_order_graph"),
             sell_count=_order_count(data, "sell_order_count", "sell_order_graph"),
+            buys=_graph_levels(data.get("buy_order_graph"), "buy_order_graph"),
+            sells=_graph_levels(data.get("sell_order_graph"), "sell_order_graph"),
         )
 
     return _parse("itemordershistogram", body, build)
+
+
+def _graph_levels(graph: Any, field: str) -> tuple[Level, ...]:
+    """Per-level quantities from the histogram's cumulative `[price, total so far, label]`."""
+    if graph is None:
+        return ()
+    if not isinstance(graph, list):
+        _fail(f"{field} must be a list, got {_show(graph)}")
+    levels: list[Level] = []
+    running = 0
+    for point in graph[:MAX_LEVELS]:
+        if not isinstance(point, list) or len(point) < 2:
+            _fail(f"{field} point must be [price, quantity, label], got {_show(point)}")
+        price = _graph_price(point[0], field)
+        total = _count(point[1], f"{field} quantity")
+        if total < running:
+            _fail(f"{field} quantities must add up, got {total} after {running}")
+        levels.append((price, total - running))
+        running = total
+    return tuple(levels)
+
+
+def _graph_price(value: Any, field: str) -> int:
+    """A graph price in whole units (`0.47`, read exactly) as minor units."""
+    if type(value) is int or isinstance(value, Decimal):
+        minor = Decimal(value) * 100
+        if minor.is_finite() and minor >= 0 and minor == minor.to_integral_value():
+            return int(minor)
+    _fail(f"{field} price must be an amount with at most 2 decimals, got {_show(value)}")
 
 
 def _order_count(data: dict[str, Any], count_key: str, graph_key: str) -> int:
@@ -382,14 +423,40 @@ def _order_count(data: dict[str, Any], count_key: str, graph_key: str) -> int:
     return _count(last[1], f"{graph_key} quantity")
 
 
-# --- new market (see the module docstring for the agreed format) ------------------------
+# --- new market (see the module docstring for what each format rests on) -------------------
+
+
+def _new_market_payload(
+    data: dict[str, Any], endpoint: Route, appid: int, market_hash_name: str, *, holds: str
+) -> dict[str, Any] | None:
+    """The object holding ``holds`` inside Steam's `{"data": {"success", "data": {…}}}` wrapping.
+
+    Each level's `success`, where there is one, is checked on the way in; None when the answer
+    says there is nothing (`"data": null`).
+    """
+    payload: Any = data
+    where = ""
+    for _ in range(3):
+        if "success" in payload:
+            _new_market_success(payload, endpoint, appid, market_hash_name)
+        if holds in payload:
+            return dict(payload)
+        if "data" not in payload:
+            _fail(f"missing field {where}data (or {where}{holds})")
+        payload = payload["data"]
+        where += "data."
+        if payload is None or payload == []:
+            return None
+        if not isinstance(payload, dict):
+            _fail(f"{where.rstrip('.')} must be an object, got {_show(payload)}")
+    _fail(f"missing field {holds}")
 
 
 def _new_market_success(
     data: dict[str, Any], endpoint: Route, appid: int, market_hash_name: str
 ) -> None:
-    success = _require(data, "success")
-    if type(success) is int and success == _RESULT_NOT_FOUND:
+    success = data["success"]
+    if success is False or (type(success) is int and success == _RESULT_NOT_FOUND):
         raise ItemNotFound(endpoint=endpoint, appid=appid, market_hash_name=market_hash_name)
     if not _is_ok(success):
         _fail(f"success is {_show(success)}")
@@ -398,15 +465,25 @@ def _new_market_success(
 def parse_query_listings(
     body: bytes | str, *, currency: int, appid: int, market_hash_name: str
 ) -> Listings:
-    """Parse the new market's `/market/actions?q=QueryListingsForItem`."""
+    """Parse the new market's `/market/actions?q=QueryListingsForItem`.
+
+    Rows about another item of the same group (another wear) are left out; `total_count` is
+    Steam's, for everything the query matched.
+    """
 
     def build(data: dict[str, Any]) -> Listings:
-        _new_market_success(data, "QueryListingsForItem", appid, market_hash_name)
-        total_count = _count(_require(data, "total_count"), "total_count")
-        entries = _require(data, "listings")
+        payload = _new_market_payload(
+            data, "QueryListingsForItem", appid, market_hash_name, holds="listings"
+        )
+        if payload is None:
+            return Listings(total_count=0, listings=())
+        total_count = _count(payload.get("total_count", 0), "total_count")
+        entries = payload["listings"]
+        if entries is None:
+            entries = []
         if not isinstance(entries, list):
             _fail(f"listings must be a list, got {_show(entries)}")
-        found = (_query_listing(entry) for entry in entries)
+        found = (_query_listing(entry, market_hash_name) for entry in entries)
         return Listings(
             total_count=total_count, listings=tuple(item for item in found if item is not None)
         )
@@ -414,19 +491,24 @@ def parse_query_listings(
     return _parse("QueryListingsForItem", body, build)
 
 
-def _query_listing(entry: Any) -> Listing | None:
+def _query_listing(entry: Any, market_hash_name: str) -> Listing | None:
     if not isinstance(entry, dict):
         _fail(f"listing must be an object, got {_show(entry)}")
     listing_id = _id(_require(entry, "listingid"), "listingid")
     price = _count(_require(entry, "unPrice"), "unPrice")
     fee = _count(_require(entry, "unFee"), "unFee")
     listing_currency = _currency(_require(entry, "eCurrency"), "eCurrency")
+    described = _object(entry.get("description"), "description")
+    name = described.get("market_hash_name")
+    if isinstance(name, str) and name and name != market_hash_name:
+        return None  # another item of the group the query asked about
     if price + fee == 0:
         return None  # same reading as the legacy render: not buyable
     asset = _object(entry.get("asset"), "asset")
     if not asset:
         return Listing(listing_id=listing_id, price=price, fee=fee, currency=listing_currency)
-    asset_id = _id(_require(asset, "assetid", "asset."), "asset.assetid")
+    asset_key = "assetid" if "assetid" in asset else "id"
+    asset_id = _id(_require(asset, asset_key, "asset."), f"asset.{asset_key}")
     wear, seed = _properties(asset.get("asset_properties"))
     return Listing(
         listing_id=listing_id,
@@ -442,16 +524,35 @@ def _query_listing(entry: Any) -> Listing | None:
 def parse_orderbook(
     body: bytes | str, *, currency: int, appid: int, market_hash_name: str
 ) -> OrderBook:
-    """Parse the new market's `/market/orderbook?q=Load`."""
+    """Parse the new market's `/market/orderbook?q=Load`, wrapped as Steam wraps it."""
 
     def build(data: dict[str, Any]) -> OrderBook:
-        _new_market_success(data, "orderbook", appid, market_hash_name)
+        book = _new_market_payload(data, "orderbook", appid, market_hash_name, holds="eCurrency")
+        if book is None:
+            _fail("data is null: no order book in the answer")
         return OrderBook(
-            currency=_currency(_require(data, "eCurrency"), "eCurrency"),
-            highest_buy=_opt_count(_require(data, "amtMaxBuyOrder"), "amtMaxBuyOrder"),
-            lowest_sell=_opt_count(_require(data, "amtMinSellOrder"), "amtMinSellOrder"),
-            buy_count=_count(_require(data, "cBuyOrders"), "cBuyOrders"),
-            sell_count=_count(_require(data, "cSellOrders"), "cSellOrders"),
+            currency=_currency(book["eCurrency"], "eCurrency"),
+            highest_buy=_opt_count(_require(book, "amtMaxBuyOrder"), "amtMaxBuyOrder"),
+            lowest_sell=_opt_count(_require(book, "amtMinSellOrder"), "amtMinSellOrder"),
+            buy_count=_count(_require(book, "cBuyOrders"), "cBuyOrders"),
+            sell_count=_count(_require(book, "cSellOrders"), "cSellOrders"),
+            buys=_compact_levels(book.get("rgCompactBuyOrders"), "rgCompactBuyOrders"),
+            sells=_compact_levels(book.get("rgCompactSellOrders"), "rgCompactSellOrders"),
         )
 
     return _parse("orderbook", body, build)
+
+
+def _compact_levels(values: Any, field: str) -> tuple[Level, ...]:
+    """Pairs from a flat `[price, quantity, price, quantity…]` array (absent: no levels)."""
+    if values is None:
+        return ()
+    if not isinstance(values, list):
+        _fail(f"{field} must be a list, got {_show(values)}")
+    if len(values) % 2:
+        _fail(f"{field} must hold price, quantity pairs, got {len(values)} numbers")
+    pairs = values[: 2 * MAX_LEVELS]
+    return tuple(
+        (_count(pairs[i], f"{field} price"), _count(pairs[i + 1], f"{field} quantity"))
+        for i in range(0, len(pairs), 2)
+    )

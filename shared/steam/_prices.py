@@ -6,6 +6,8 @@ comparison must go through one exact, per-currency conversion that never touches
 
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,12 +21,43 @@ CurrencyCode = Literal[
     "BRL",
     "JPY",
     "NOK",
+    "IDR",
+    "MYR",
+    "PHP",
+    "SGD",
+    "THB",
+    "VND",
+    "KRW",
     "TRY",
     "UAH",
+    "MXN",
     "CAD",
     "AUD",
+    "NZD",
     "CNY",
+    "INR",
+    "CLP",
+    "PEN",
+    "COP",
+    "ZAR",
+    "HKD",
+    "TWD",
+    "SAR",
+    "AED",
+    "SEK",
+    "ARS",
+    "ILS",
+    "BYN",
     "KZT",
+    "KWD",
+    "QAR",
+    "CRC",
+    "UYU",
+    "BGN",
+    "HRK",
+    "CZK",
+    "DKK",
+    "HUF",
     "RON",
 ]
 
@@ -33,6 +66,7 @@ WALLET_ID_OFFSET = 2000
 
 _MAX_LENGTH = 64  # Steam's longest real price is about 20 characters.
 _SPACES = str.maketrans({"\u00a0": " ", "\u202f": " ", "\u2009": " ", "\u2007": " "})
+_ESCAPED = re.compile(r"\\u([0-9a-fA-F]{4})")
 _GROUP_MARKS = frozenset({",", ".", " ", "'", "\u2019"})
 
 
@@ -75,36 +109,73 @@ class _Format:
     aliases: tuple[str, ...] = ()
 
 
-# Source: Steam's own `g_rgCurrencyData` (strSymbol, bSymbolIsPrefix, strDecimalSymbol,
-# strThousandsSeparator, strSymbolAndNumberSeparator, bWholeUnitsOnly) and its
-# `v_currencyformat()`, as mirrored in SteamDatabase/SteamTracking
-# (help.steampowered.com/public/javascript/help.js). Checked against captured strings:
-# "1,66€", "23,--€" (priceoverview, EUR), "¥ 1.01" (CNY), "1,10 pуб." and "336 pуб."
-# (RUB, no ",00" and no thousands mark: "1500,01 pуб."), "4 659,03₴" (UAH),
-# "$2,079.86" (USD). Choices: RUB omits a zero fraction because the market does, although
-# the JS excepts it. Reading also accepts the ISO code as symbol, the symbol at either end
-# and any one thousands mark other than the decimal mark. Minor units are Steam's own integer
-# units, hundredths for every currency (v_currencyformat divides all of them by 100), JPY
-# included: "¥ 1,234" is 123400, the same integer a JPY listing `price` carries, so parsed
-# strings and integer fields compare directly. JPY is displayed in whole yen.
+# Source: Steam's own `g_rgCurrencyData` (strCode, eCurrencyCode, strSymbol, bSymbolIsPrefix,
+# bWholeUnitsOnly, strDecimalSymbol, strThousandsSeparator, strSymbolAndNumberSeparator) and its
+# `v_currencyformat()`, as mirrored from Steam's JavaScript in public repositories (SteamDatabase/
+# SteamTracking's help.js and userscripts that embed it). It lists ids 1 to 47 (11 of them no
+# longer sold in, such as TRY and SEK, still appear on old listings). Checked against captured
+# strings: "1,66€", "23,--€" (EUR), "¥ 1.01" (CNY), "1,10 pуб." and "336 pуб." (RUB, no ",00"
+# and no thousands mark: "1500,01 pуб."), "4 659,03₴" and "1 757₴" (UAH), "$2,079.86" (USD),
+# "¥ 6,228" / "¥ 8,330.36" (JPY), "Rp 700 697" / "Rp 937 354.99" (IDR).
+#
+# Whole-unit currencies (bWholeUnitsOnly: JPY, IDR, VND, KRW, UAH, INR, CLP, COP, TWD, KZT, CRC,
+# UYU) drop a zero fraction, so a lowest price reads "¥ 6,228" while a median keeps its cents;
+# reading accepts both. RUB drops it too on the market, although the JS exempts it. Minor units
+# are Steam's own integer units, hundredths for every currency (v_currencyformat divides all of
+# them by 100), JPY included: "¥ 1,234" is 123400, the same integer a JPY listing carries, so
+# parsed strings and integer fields compare directly. Steam's thousands marks are the table's;
+# reading also takes any one other mark (a no-break space, a "." or ","), the ISO code as a
+# symbol, the symbol at either end, HTML entities ("&#8364;") and a trailing " USD".
 _FORMATS: dict[int, _Format] = {
     1: _Format("USD", "$", "prefix", "", ".", ","),
     2: _Format("GBP", "£", "prefix", "", ".", ","),
     3: _Format("EUR", "€", "suffix", "", ",", " ", dash_zero_fraction=True),
     4: _Format("CHF", "CHF", "prefix", " ", ".", " "),
+    # Steam's "p" is Latin; the Cyrillic spelling and the ruble sign are read too.
     5: _Format(
-        "RUB", "pуб.", "suffix", " ", ",", "", omit_zero_fraction=True, aliases=("руб.",)
-    ),  # Steam's "p" is Latin; accept the Cyrillic one too
+        "RUB", "pуб.", "suffix", " ", ",", "", omit_zero_fraction=True, aliases=("руб.", "₽")
+    ),
     6: _Format("PLN", "zł", "suffix", "", ",", " "),
     7: _Format("BRL", "R$", "prefix", " ", ",", "."),
-    8: _Format("JPY", "¥", "prefix", " ", ".", ",", omit_zero_fraction=True, aliases=("￥",)),
+    8: _Format("JPY", "¥", "prefix", " ", ".", ",", omit_zero_fraction=True, aliases=("JP¥", "￥")),
     9: _Format("NOK", "kr", "suffix", " ", ",", "."),
+    10: _Format("IDR", "Rp", "prefix", " ", ".", " ", omit_zero_fraction=True),
+    11: _Format("MYR", "RM", "prefix", "", ".", ","),
+    12: _Format("PHP", "P", "prefix", "", ".", ",", aliases=("₱",)),
+    13: _Format("SGD", "S$", "prefix", "", ".", ","),
+    14: _Format("THB", "฿", "prefix", "", ".", ","),
+    15: _Format("VND", "₫", "suffix", "", ",", ".", omit_zero_fraction=True),
+    16: _Format("KRW", "₩", "prefix", " ", ".", ",", omit_zero_fraction=True),
     17: _Format("TRY", "TL", "suffix", " ", ",", ".", aliases=("₺",)),
     18: _Format("UAH", "₴", "suffix", "", ",", " ", omit_zero_fraction=True),
+    19: _Format("MXN", "Mex$", "prefix", " ", ".", ","),
     20: _Format("CAD", "CDN$", "prefix", " ", ".", ","),
     21: _Format("AUD", "A$", "prefix", " ", ".", ","),
-    23: _Format("CNY", "¥", "prefix", " ", ".", ",", aliases=("￥",)),
+    22: _Format("NZD", "NZ$", "prefix", " ", ".", ","),
+    23: _Format("CNY", "¥", "prefix", " ", ".", ",", aliases=("CN¥", "￥")),
+    24: _Format("INR", "₹", "prefix", " ", ".", ",", omit_zero_fraction=True),
+    25: _Format("CLP", "CLP$", "prefix", " ", ",", ".", omit_zero_fraction=True),
+    26: _Format("PEN", "S/.", "prefix", "", ".", ","),
+    27: _Format("COP", "COL$", "prefix", " ", ",", ".", omit_zero_fraction=True),
+    28: _Format("ZAR", "R", "prefix", " ", ".", " "),
+    29: _Format("HKD", "HK$", "prefix", " ", ".", ","),
+    30: _Format("TWD", "NT$", "prefix", " ", ".", ",", omit_zero_fraction=True),
+    31: _Format("SAR", "SR", "suffix", " ", ".", ","),
+    32: _Format("AED", "AED", "suffix", " ", ".", ","),
+    33: _Format("SEK", "kr", "suffix", " ", ".", ","),
+    34: _Format("ARS", "ARS$", "prefix", " ", ",", "."),
+    35: _Format("ILS", "₪", "prefix", "", ".", ","),
+    36: _Format("BYN", "Br", "prefix", "", ".", ","),
     37: _Format("KZT", "₸", "suffix", "", ",", " ", omit_zero_fraction=True),
+    38: _Format("KWD", "KD", "suffix", " ", ".", ","),
+    39: _Format("QAR", "QR", "suffix", " ", ".", ","),
+    40: _Format("CRC", "₡", "prefix", "", ",", ".", omit_zero_fraction=True),
+    41: _Format("UYU", "$U", "prefix", "", ",", ".", omit_zero_fraction=True),
+    42: _Format("BGN", "лв", "suffix", " ", ".", ","),
+    43: _Format("HRK", "kn", "suffix", " ", ".", ","),
+    44: _Format("CZK", "Kč", "suffix", " ", ".", ","),
+    45: _Format("DKK", "kr.", "suffix", " ", ".", ","),
+    46: _Format("HUF", "Ft", "suffix", " ", ".", ","),
     47: _Format("RON", "lei", "suffix", " ", ".", ","),
 }
 
@@ -152,6 +223,9 @@ def parse_price(text: str, currency: int) -> int:
     cleaned = text.translate(_SPACES).strip()
     if not cleaned:
         raise PriceFormatError(text, currency, "empty")
+    if "&" in cleaned or "\\u" in cleaned:
+        # Old bodies escape the symbol: "261,35&#8364; ", or "\\u20ac" escaped twice.
+        cleaned = _unescape(cleaned)
     if any(c in cleaned for c in "<>&"):
         raise PriceFormatError(text, currency, "looks like HTML, not a price")
     number = _strip_symbol(cleaned, spec)
@@ -161,6 +235,12 @@ def parse_price(text: str, currency: int) -> int:
         return _parse_number(number, spec)
     except ValueError as exc:
         raise PriceFormatError(text, currency, str(exc)) from exc
+
+
+def _unescape(text: str) -> str:
+    """HTML character references and literal ``\\uXXXX`` escapes turned into characters."""
+    text = _ESCAPED.sub(lambda m: chr(int(m.group(1), 16)), text)
+    return html.unescape(text).translate(_SPACES).strip()
 
 
 def _strip_symbol(text: str, spec: _Format) -> str | None:

@@ -59,8 +59,20 @@ class Listings(_Value):
     listings: tuple[Listing, ...]
 
 
+Level = tuple[StrictInt, StrictInt]
+"""One price level of an order book: (price in minor units, how many orders at that price)."""
+
+MAX_LEVELS = 200
+"""Levels kept per side: a depth question is about the near book, and snapshots stay small."""
+
+
 class OrderBook(_Value):
-    """Best buy order and best sell offer of one item, and how many of each are open."""
+    """Best buy order and best sell offer of one item, how many of each are open, and the depth.
+
+    ``sells`` go up in price from the lowest, ``buys`` down from the highest, each level with its
+    own quantity (not cumulative). Steam may send only the near part of a long book, so the
+    levels can hold fewer orders than the counts say.
+    """
 
     kind: Literal["order_book"] = "order_book"
     currency: StrictInt
@@ -68,6 +80,16 @@ class OrderBook(_Value):
     lowest_sell: StrictInt | None
     buy_count: StrictInt
     sell_count: StrictInt
+    sells: tuple[Level, ...] = ()
+    buys: tuple[Level, ...] = ()
+
+    def sell_depth(self, at_most: int) -> int:
+        """Sell orders at ``at_most`` or under, as far as the levels show."""
+        return sum(quantity for price, quantity in self.sells if price <= at_most)
+
+    def buy_depth(self, at_least: int) -> int:
+        """Buy orders at ``at_least`` or over, as far as the levels show."""
+        return sum(quantity for price, quantity in self.buys if price >= at_least)
 
 
 Result = Annotated[PriceOverview | Listings | OrderBook, Field(discriminator="kind")]

@@ -22,6 +22,7 @@ from shared.steam import (
     Budget,
     Item,
     ItemNotFound,
+    ListingFilter,
     Listings,
     OrderBook,
     PriceOverview,
@@ -70,7 +71,10 @@ class Rig:
 
 @pytest.fixture
 async def rig(redis_url: str) -> AsyncIterator[Rig]:
-    config = SimulatorConfig(limits=LimitsConfig(enabled=False), timeout_hold_s=5)
+    # The new market prices in the region's currency: here the watch's own (EUR).
+    config = SimulatorConfig(
+        limits=LimitsConfig(enabled=False), timeout_hold_s=5, region_currency=3
+    )
     async with (
         run_simulator(config=config) as sim,
         LocalProxy(source_address="127.0.0.2", username="steam", password=SECRET) as proxy,
@@ -272,7 +276,10 @@ async def test_unknown_item_is_item_not_found_on_every_endpoint(rig: Rig) -> Non
     for family in ("legacy", "new"):
         client = rig.client(family=family, fallback=False)
         for call in (client.price_overview, client.listings, client.order_book):
-            if family == "new" and call == client.price_overview:
+            if family == "new" and call == client.listings:
+                # The new market's listing query says "nothing listed" of any name it does not
+                # know; the search finds no group for it either, so it stays an empty book.
+                assert await call(ghost) == Listings(total_count=0, listings=())
                 continue
             with pytest.raises(ItemNotFound):
                 await call(ghost)
@@ -309,9 +316,68 @@ async def test_the_new_market_is_asked_conditionally(rig: Rig) -> None:
     client = rig.client(family="new")
     first = await client.listings(rig.item)
     second = await client.listings(rig.item)
-    assert second == first
-    actions = (await rig.stats())["clients"]["127.0.0.2"]["endpoints"]["actions"]
-    assert actions["served"] == 1 and actions["not_modified"] == 1
+    assert second == first and first.listings
+    stats = (await rig.stats())["clients"]["127.0.0.2"]["endpoints"]
+    # By name (nothing: a grouped skin), the search for its group, by group; then by group, 304.
+    assert (stats["actions"]["served"], stats["actions"]["not_modified"]) == (2, 1)
+    assert stats["search"]["served"] == 1
+
+
+async def test_a_grouped_skin_is_found_through_its_group_and_kept_to_its_wear(rig: Rig) -> None:
+    client = rig.client(family="new")
+    listings = await client.listings(rig.item)
+    legacy = await rig.client(family="legacy").listings(rig.item)
+    assert listings.listings and all(entry.float_value is not None for entry in listings.listings)
+    # The group answers every wear; what comes back is this item's cheapest, as the old render.
+    shared = min(len(listings.listings), len(legacy.listings))
+    assert listings.listings[:shared] == legacy.listings[:shared]
+
+
+async def test_listing_filters_are_asked_of_steam(rig: Rig) -> None:
+    everything = await rig.client(family="legacy").listings(rig.item, count=100)
+    ceiling = sorted(entry.total for entry in everything.listings)[3]
+    wanted = ListingFilter(max_price=ceiling)
+    found = await rig.client(family="new").listings(rig.item, wanted=wanted)
+    assert found.listings and all(entry.total <= ceiling for entry in found.listings)
+    assert len(found.listings) == sum(1 for e in everything.listings if e.total <= ceiling)
+
+
+def _parse_failures(endpoint: str, reason: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "steamwatch_steam_parse_failures_total", {"endpoint": endpoint, "reason": reason}
+    )
+    return value or 0.0
+
+
+async def test_a_book_in_another_currency_is_refused_and_counted(rig: Rig) -> None:
+    async with rig.http.post(f"{rig.sim}/__sim/new-market", json={"region_currency": 4}) as r:
+        assert r.status == 200
+    before = _parse_failures("orderbook", "currency")
+    with pytest.raises(BadResponse) as caught:
+        await rig.client(family="new").order_book(rig.item)
+    assert "answered in CHF (4), the watch is in EUR (3)" in str(caught.value)
+    assert not caught.value.is_html  # not a family problem: no fallback
+    assert _parse_failures("orderbook", "currency") == before + 1
+
+
+async def test_a_renamed_field_is_a_bad_response_counted_as_missing(rig: Rig) -> None:
+    await rig.fault(mode="rename_field", field="amtMinSellOrder", endpoints=["orderbook"])
+    before = _parse_failures("orderbook", "missing_field")
+    with pytest.raises(BadResponse, match="missing field amtMinSellOrder"):
+        await rig.client(family="new", fallback=False).order_book(rig.item)
+    assert _parse_failures("orderbook", "missing_field") == before + 1
+
+
+async def test_a_moved_new_market_route_falls_back_to_the_legacy_family(rig: Rig) -> None:
+    async with rig.http.post(f"{rig.sim}/__sim/new-market", json={"mode": "route_changed"}) as r:
+        assert r.status == 200
+    client = rig.client(family="new")
+    assert isinstance(await client.order_book(rig.item), OrderBook)
+    assert client.current_family == "legacy"
+    assert isinstance(await client.listings(rig.item), Listings)
+    stats = (await rig.stats())["clients"]["127.0.0.2"]["endpoints"]
+    assert stats["orderbook"]["served"] == 1  # answered with the page, once: then set aside
+    assert stats["histogram"]["served"] == 1 and stats["listings_render"]["served"] == 1
 
 
 async def test_credentials_never_appear_in_logs_or_errors(rig: Rig) -> None:

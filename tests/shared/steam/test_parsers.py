@@ -57,36 +57,47 @@ def run(parser: Parser, body: bytes | str | dict[str, Any], currency: int = 3) -
     return parser(text, currency=currency, appid=730, market_hash_name=NAME)
 
 
-# The agreed new-market bodies (see the parsers module docstring).
+# A QueryListingsForItem answer in the shape clients that read it in production expect (the
+# parsers' docstring names them); no complete real body has been published, so this one is built
+# from those field lists, with the values of the captured EUR render sample.
 QUERY_LISTINGS: dict[str, Any] = {
-    "success": 1,
-    "total_count": 419,
-    "listings": [
-        {
-            "listingid": "433799027041528860",
-            "unPrice": 438,
-            "unFee": 64,
-            "eCurrency": 3,
-            "asset": {
-                "appid": 730,
-                "contextid": "2",
-                "assetid": "992372515",
-                "asset_properties": [
-                    {"propertyid": 1, "int_value": "468"},
-                    {"propertyid": 2, "float_value": "0.2474"},
-                ],
-            },
-        }
-    ],
+    "data": {
+        "more": True,
+        "start": 0,
+        "total_count": 419,
+        "listings": [
+            {
+                "listingid": "433799027041528860",
+                "unPrice": 438,
+                "unFee": 64,
+                "unSteamFee": 21,
+                "unPublisherFee": 43,
+                "eCurrency": 3,
+                "strSubtotal": "5,02€",
+                "publisherFeeApp": 730,
+                "publisherFeePct": 0.10000000149011612,
+                "bMine": False,
+                "description": {"appid": 730, "market_hash_name": NAME},
+                "asset": {
+                    "appid": 730,
+                    "contextid": "2",
+                    "id": "992372515",
+                    "assetid": "992372515",
+                    "amount": "1",
+                    "asset_properties": [
+                        {"propertyid": 1, "int_value": "468"},
+                        {"propertyid": 2, "float_value": "0.2474"},
+                    ],
+                    "asset_accessories": [],
+                },
+                "enhanced_appearances": [],
+            }
+        ],
+        "facets": [],
+    }
 }
-ORDERBOOK: dict[str, Any] = {
-    "success": 1,
-    "eCurrency": 3,
-    "amtMaxBuyOrder": "3",
-    "amtMinSellOrder": None,
-    "cBuyOrders": "2",
-    "cSellOrders": 0,
-}
+# Recorded from Steam (see SOURCES.md): the order book wrapped twice, levels as flat pairs.
+ORDERBOOK: dict[str, Any] = json.loads(sample("orderbook__wrapped_chf__public-capture.json"))
 PRICEOVERVIEW: dict[str, Any] = json.loads(
     sample("priceoverview__eur_success__KevinButzke08-CSP.json")
 )
@@ -133,7 +144,14 @@ def _listings(total_count: int, listings: tuple[Listing, ...]) -> Listings:
 
 
 def _ob(
-    currency: int, highest_buy: int | None, lowest_sell: int | None, buy_count: int, sell_count: int
+    currency: int,
+    highest_buy: int | None,
+    lowest_sell: int | None,
+    buy_count: int,
+    sell_count: int,
+    *,
+    buys: tuple[tuple[int, int], ...] = (),
+    sells: tuple[tuple[int, int], ...] = (),
 ) -> OrderBook:
     return OrderBook(
         currency=currency,
@@ -141,6 +159,8 @@ def _ob(
         lowest_sell=lowest_sell,
         buy_count=buy_count,
         sell_count=sell_count,
+        buys=buys,
+        sells=sells,
     )
 
 
@@ -209,13 +229,36 @@ def test_listings_render_samples(name: str, currency: int, expected: Listings) -
         pytest.param(
             "itemordershistogram__norender1_eur__Hridaya.json",
             3,
-            _ob(3, highest_buy=3, lowest_sell=None, buy_count=2, sell_count=0),
+            _ob(3, highest_buy=3, lowest_sell=None, buy_count=2, sell_count=0, buys=((3, 2),)),
             id="norender1-counts-as-string-and-number",
         ),
         pytest.param(
             "itemordershistogram__legacy_html_tables_cny_schinese__ding221-steam.json",
             23,
-            _ob(23, highest_buy=50, lowest_sell=None, buy_count=34, sell_count=0),
+            _ob(
+                23,
+                highest_buy=50,
+                lowest_sell=None,
+                buy_count=34,
+                sell_count=0,
+                # the cumulative graph read back into each level's own quantity
+                buys=(
+                    (50, 2),
+                    (47, 6),
+                    (46, 2),
+                    (41, 6),
+                    (37, 5),
+                    (36, 1),
+                    (32, 4),
+                    (30, 2),
+                    (29, 1),
+                    (14, 1),
+                    (12, 1),
+                    (9, 1),
+                    (8, 1),
+                    (3, 1),
+                ),
+            ),
             id="html-tables-counts-from-graph",
         ),
     ],
@@ -242,10 +285,60 @@ def test_search_render_samples_are_refused_by_listings_parser(name: str) -> None
     assert caught.value.excerpt.startswith('{"success":true,"start":100000')
 
 
-def test_agreed_new_market_bodies() -> None:
+def test_real_new_market_order_book_capture() -> None:
+    # Recorded in Switzerland: Steam answers in CHF (4) whatever was asked; levels per price.
+    expected = _ob(
+        4,
+        highest_buy=525,
+        lowest_sell=572,
+        buy_count=71894,
+        sell_count=1054,
+        buys=((525, 11), (520, 3), (519, 3), (517, 15)),
+        sells=((572, 1), (587, 1), (592, 1), (605, 1), (606, 3)),
+    )
+    book = run(parse_orderbook, ORDERBOOK, currency=1)
+    assert book == expected
+    assert isinstance(book, OrderBook)
+    assert (book.sell_depth(600), book.sell_depth(606), book.buy_depth(519)) == (3, 7, 17)
+
+
+def test_new_market_listings_in_the_production_shape() -> None:
     wear_and_seed = _listing("433799027041528860", 438, 64, 3, "992372515", Decimal("0.2474"), 468)
     assert run(parse_query_listings, QUERY_LISTINGS) == _listings(419, (wear_and_seed,))
-    assert run(parse_orderbook, ORDERBOOK) == _ob(3, 3, None, 2, 0)
+
+
+def test_new_market_group_answer_keeps_only_the_asked_item() -> None:
+    # A query by group id answers every wear of the skin; rows of other wears are left out.
+    body = copy.deepcopy(QUERY_LISTINGS)
+    other = copy.deepcopy(body["data"]["listings"][0])
+    other |= {"listingid": "1", "description": {"market_hash_name": "M4A1-S | X (Field-Tested)"}}
+    body["data"]["listings"].insert(0, other)
+    result = run(parse_query_listings, body)
+    assert isinstance(result, Listings)
+    assert [entry.listing_id for entry in result.listings] == ["433799027041528860"]
+
+
+@pytest.mark.parametrize("body", ['{"data":null}', '{"data":[]}', '{"success":1,"data":null}'])
+def test_new_market_listings_nothing_matches(body: str) -> None:
+    assert run(parse_query_listings, body) == _listings(0, ())
+
+
+def test_new_market_order_book_empty_sides() -> None:
+    body = {
+        "data": {
+            "success": True,
+            "data": {
+                "amtMaxBuyOrder": None,
+                "amtMinSellOrder": 21,
+                "eCurrency": 23,
+                "cBuyOrders": 0,
+                "cSellOrders": 1,
+                "rgCompactBuyOrders": [],
+                "rgCompactSellOrders": [21, 1],
+            },
+        }
+    }
+    assert run(parse_orderbook, body) == _ob(23, None, 21, 0, 1, sells=((21, 1),))
 
 
 # --- valid variations -------------------------------------------------------------------
@@ -269,6 +362,9 @@ def test_priceoverview_partial_data() -> None:
         pytest.param(parse_listings_render, '{"success":false}', "listings", id="listings-render"),
         pytest.param(parse_query_listings, '{"success":8}', "QueryListingsForItem", id="query"),
         pytest.param(parse_orderbook, '{"success":8}', "orderbook", id="orderbook"),
+        pytest.param(
+            parse_orderbook, '{"data":{"success":false}}', "orderbook", id="orderbook-wrapped"
+        ),
     ],
 )
 def test_unknown_item(parser: Parser, body: str, endpoint: str) -> None:
@@ -361,19 +457,25 @@ def test_histogram_counts_from_graphs_when_missing() -> None:
         "buy_order_graph": [[0.03, 2, "x"], [0.02, 9, "y"]],
         "sell_order_graph": [[0.07, 4, "z"]],
     }
-    assert run(parse_orders_histogram, body) == _ob(3, 3, 7, 9, 4)
+    assert run(parse_orders_histogram, body) == _ob(
+        3, 3, 7, 9, 4, buys=((3, 2), (2, 7)), sells=((7, 4),)
+    )
 
 
 def test_new_market_numbers_as_strings_and_no_asset() -> None:
     entry = {"listingid": 9, "unPrice": "100", "unFee": "15", "eCurrency": "2003"}
-    listings = {"success": True, "total_count": "1", "listings": [entry]}
+    listings = {"data": {"total_count": "1", "listings": [entry]}}
     orderbook = {
-        "success": 1,
-        "eCurrency": "3",
-        "amtMaxBuyOrder": 5,
-        "amtMinSellOrder": "9",
-        "cBuyOrders": 1,
-        "cSellOrders": "4",
+        "data": {
+            "success": 1,
+            "data": {
+                "eCurrency": "3",
+                "amtMaxBuyOrder": 5,
+                "amtMinSellOrder": "9",
+                "cBuyOrders": 1,
+                "cSellOrders": "4",
+            },
+        }
     }
     assert run(parse_query_listings, listings) == _listings(1, (_listing("9", 100, 15, 3),))
     assert run(parse_orderbook, orderbook) == _ob(3, 5, 9, 1, 4)
@@ -495,42 +597,46 @@ FIELD_FAULTS: list[tuple[str, tuple[str | int, ...], Any]] = [
     ("itemordershistogram", ("buy_order_count",), "-2"),
     ("itemordershistogram", ("buy_order_count",), "two"),
     ("itemordershistogram", ("sell_order_count",), 1.5),
-    ("QueryListingsForItem", ("success",), 2),
-    ("QueryListingsForItem", ("success",), False),
-    ("QueryListingsForItem", ("success",), "1"),
-    ("QueryListingsForItem", ("success",), DELETE),
-    ("QueryListingsForItem", ("total_count",), DELETE),
-    ("QueryListingsForItem", ("total_count",), False),
-    ("QueryListingsForItem", ("listings",), DELETE),
-    ("QueryListingsForItem", ("listings",), {"433799027041528860": {}}),
-    ("QueryListingsForItem", ("listings", 0), "sold"),
-    ("QueryListingsForItem", ("listings", 0, "listingid"), DELETE),
-    ("QueryListingsForItem", ("listings", 0, "unPrice"), True),
-    ("QueryListingsForItem", ("listings", 0, "unPrice"), -438),
-    ("QueryListingsForItem", ("listings", 0, "unPrice"), "4,38"),
-    ("QueryListingsForItem", ("listings", 0, "unPrice"), 4.38),
-    ("QueryListingsForItem", ("listings", 0, "unPrice"), DELETE),
-    ("QueryListingsForItem", ("listings", 0, "unFee"), None),
-    ("QueryListingsForItem", ("listings", 0, "eCurrency"), 999),
-    ("QueryListingsForItem", ("listings", 0, "eCurrency"), True),
-    ("QueryListingsForItem", ("listings", 0, "eCurrency"), DELETE),
-    ("QueryListingsForItem", ("listings", 0, "asset", "assetid"), DELETE),
-    ("QueryListingsForItem", ("listings", 0, "asset", "asset_properties"), {"1": "468"}),
-    ("orderbook", ("success",), 2),
-    ("orderbook", ("success",), False),
-    ("orderbook", ("success",), DELETE),
-    ("orderbook", ("eCurrency",), DELETE),
-    ("orderbook", ("eCurrency",), True),
-    ("orderbook", ("eCurrency",), 0),
-    ("orderbook", ("amtMaxBuyOrder",), True),
-    ("orderbook", ("amtMaxBuyOrder",), -3),
-    ("orderbook", ("amtMaxBuyOrder",), "0,03€"),
-    ("orderbook", ("amtMaxBuyOrder",), DELETE),
-    ("orderbook", ("amtMinSellOrder",), [7]),
-    ("orderbook", ("cBuyOrders",), DELETE),
-    ("orderbook", ("cBuyOrders",), None),
-    ("orderbook", ("cBuyOrders",), True),
-    ("orderbook", ("cSellOrders",), -1),
+    ("QueryListingsForItem", ("data",), "none"),
+    ("QueryListingsForItem", ("data",), 5),
+    ("QueryListingsForItem", ("data", "total_count"), False),
+    ("QueryListingsForItem", ("data", "total_count"), "many"),
+    ("QueryListingsForItem", ("data", "listings"), DELETE),
+    ("QueryListingsForItem", ("data", "listings"), {"433799027041528860": {}}),
+    ("QueryListingsForItem", ("data", "listings", 0), "sold"),
+    ("QueryListingsForItem", ("data", "listings", 0, "listingid"), DELETE),
+    ("QueryListingsForItem", ("data", "listings", 0, "unPrice"), True),
+    ("QueryListingsForItem", ("data", "listings", 0, "unPrice"), -438),
+    ("QueryListingsForItem", ("data", "listings", 0, "unPrice"), "4,38"),
+    ("QueryListingsForItem", ("data", "listings", 0, "unPrice"), 4.38),
+    ("QueryListingsForItem", ("data", "listings", 0, "unPrice"), DELETE),
+    ("QueryListingsForItem", ("data", "listings", 0, "unFee"), None),
+    ("QueryListingsForItem", ("data", "listings", 0, "eCurrency"), 999),
+    ("QueryListingsForItem", ("data", "listings", 0, "eCurrency"), True),
+    ("QueryListingsForItem", ("data", "listings", 0, "eCurrency"), DELETE),
+    ("QueryListingsForItem", ("data", "listings", 0, "description"), "AK-47"),
+    ("QueryListingsForItem", ("data", "listings", 0, "asset", "asset_properties"), {"1": "468"}),
+    ("orderbook", ("data",), DELETE),
+    ("orderbook", ("data",), "none"),
+    ("orderbook", ("data", "success"), 2),
+    ("orderbook", ("data", "success"), "1"),
+    ("orderbook", ("data", "data"), None),
+    ("orderbook", ("data", "data", "eCurrency"), DELETE),
+    ("orderbook", ("data", "data", "eCurrency"), True),
+    ("orderbook", ("data", "data", "eCurrency"), 0),
+    ("orderbook", ("data", "data", "amtMaxBuyOrder"), True),
+    ("orderbook", ("data", "data", "amtMaxBuyOrder"), -3),
+    ("orderbook", ("data", "data", "amtMaxBuyOrder"), "0,03€"),
+    ("orderbook", ("data", "data", "amtMaxBuyOrder"), DELETE),
+    ("orderbook", ("data", "data", "amtMinSellOrder"), [7]),
+    ("orderbook", ("data", "data", "cBuyOrders"), DELETE),
+    ("orderbook", ("data", "data", "cBuyOrders"), None),
+    ("orderbook", ("data", "data", "cBuyOrders"), True),
+    ("orderbook", ("data", "data", "cSellOrders"), -1),
+    ("orderbook", ("data", "data", "rgCompactBuyOrders"), [525, 11, 520]),
+    ("orderbook", ("data", "data", "rgCompactBuyOrders"), "525,11"),
+    ("orderbook", ("data", "data", "rgCompactSellOrders"), [572, -1]),
+    ("orderbook", ("data", "data", "rgCompactSellOrders"), [572, True]),
 ]
 
 

@@ -25,6 +25,9 @@ from shared.steam import (
 SAMPLES = Path(__file__).parents[2] / "fixtures" / "steam_samples"
 USD, GBP, EUR, CHF, RUB, PLN, BRL, JPY, NOK = 1, 2, 3, 4, 5, 6, 7, 8, 9
 TRY, UAH, CAD, AUD, CNY, KZT, RON = 17, 18, 20, 21, 23, 37, 47
+IDR, MYR, PHP, SGD, THB, VND, KRW, MXN, NZD, INR = 10, 11, 12, 13, 14, 15, 16, 19, 22, 24
+CLP, PEN, COP, ZAR, HKD, TWD, SAR, AED, SEK, ARS = 25, 26, 27, 28, 29, 30, 31, 32, 33, 34
+ILS, BYN, KWD, QAR, CRC, UYU, BGN, HRK, CZK, DKK, HUF = 35, 36, 38, 39, 40, 41, 42, 43, 44, 45, 46
 
 
 def _sample(name: str) -> dict[str, Any]:
@@ -90,6 +93,54 @@ VALID = [
     pytest.param("4.99 lei", RON, 499, id="RON-4.99"),
     pytest.param("1,234.56 lei", RON, 123456, id="RON-thousands"),
     pytest.param("$90,071,992,547,409.93", USD, 9007199254740993, id="USD-beyond-float"),
+    # Whole-unit currencies: a lowest price without decimals while the median has them.
+    pytest.param("¥ 6,228", JPY, 622800, id="JPY-whole-lowest"),
+    pytest.param("¥ 8,330.36", JPY, 833036, id="JPY-median-with-fraction"),
+    pytest.param("JP¥ 6,228", JPY, 622800, id="JPY-JP-yen-symbol"),
+    pytest.param("Rp 700 697", IDR, 70069700, id="IDR-whole-lowest"),
+    pytest.param("Rp 937 354.99", IDR, 93735499, id="IDR-median-with-fraction"),
+    pytest.param("Rp\u00a015\u00a0000", IDR, 1500000, id="IDR-nbsp-thousands"),
+    pytest.param("1 757₴", UAH, 175700, id="UAH-whole-thousands"),
+    # Older encodings: an HTML entity, a JSON escape left in the text, a trailing space.
+    pytest.param("261,35&#8364; ", EUR, 26135, id="EUR-html-entity-trailing-space"),
+    pytest.param("1,66&euro;", EUR, 166, id="EUR-named-entity"),
+    pytest.param("12,50\\u20ac", EUR, 1250, id="EUR-json-escape-left-in-text"),
+    pytest.param("CN¥ 4.20", CNY, 420, id="CNY-CN-yen-symbol"),
+    pytest.param("1,10 ₽", RUB, 110, id="RUB-ruble-sign"),
+    # The rest of Steam's currencies, as v_currencyformat() and the market write them.
+    pytest.param("RM12.34", MYR, 1234, id="MYR"),
+    pytest.param("P1,234.56", PHP, 123456, id="PHP"),
+    pytest.param("₱58.00", PHP, 5800, id="PHP-peso-sign"),
+    pytest.param("S$1.35", SGD, 135, id="SGD"),
+    pytest.param("฿36.00", THB, 3600, id="THB"),
+    pytest.param("25.400₫", VND, 2540000, id="VND-whole"),
+    pytest.param("₩ 1,380", KRW, 138000, id="KRW-whole"),
+    pytest.param("Mex$ 18.50", MXN, 1850, id="MXN"),
+    pytest.param("NZ$ 1.68", NZD, 168, id="NZD"),
+    pytest.param("₹ 8,400", INR, 840000, id="INR-whole"),
+    pytest.param("₹ 84.25", INR, 8425, id="INR-with-fraction"),
+    pytest.param("CLP$ 9.500", CLP, 950000, id="CLP-whole"),
+    pytest.param("S/.3.75", PEN, 375, id="PEN"),
+    pytest.param("COL$ 41.000", COP, 4100000, id="COP-whole"),
+    pytest.param("R 18.30", ZAR, 1830, id="ZAR"),
+    pytest.param("R 1 830.00", ZAR, 183000, id="ZAR-space-thousands"),
+    pytest.param("HK$ 7.80", HKD, 780, id="HKD"),
+    pytest.param("NT$ 320", TWD, 32000, id="TWD-whole"),
+    pytest.param("3.75 SR", SAR, 375, id="SAR"),
+    pytest.param("3.67 AED", AED, 367, id="AED"),
+    pytest.param("10.60 kr", SEK, 1060, id="SEK-dot-decimal"),
+    pytest.param("ARS$ 980,00", ARS, 98000, id="ARS"),
+    pytest.param("₪3.70", ILS, 370, id="ILS"),
+    pytest.param("Br3.30", BYN, 330, id="BYN"),
+    pytest.param("0.31 KD", KWD, 31, id="KWD"),
+    pytest.param("3.64 QR", QAR, 364, id="QAR"),
+    pytest.param("₡510", CRC, 51000, id="CRC-whole"),
+    pytest.param("$U40", UYU, 4000, id="UYU-whole"),
+    pytest.param("1.80 лв", BGN, 180, id="BGN"),
+    pytest.param("6.90 kn", HRK, 690, id="HRK"),
+    pytest.param("23.00 Kč", CZK, 2300, id="CZK"),
+    pytest.param("6.85 kr.", DKK, 685, id="DKK"),
+    pytest.param("360.00 Ft", HUF, 36000, id="HUF"),
 ]
 
 
@@ -164,7 +215,8 @@ GARBAGE = [
     pytest.param("0,03", EUR, id="no-symbol"),
     pytest.param("€", EUR, id="symbol-only"),
     pytest.param("<span>1,66€</span>", EUR, id="html-tags"),
-    pytest.param("1,66&euro;", EUR, id="html-entity"),
+    pytest.param("1,66&nbsp", EUR, id="html-entity-unterminated"),
+    pytest.param("1,66&lt;b&gt;€", EUR, id="escaped-html-tag"),
     pytest.param("¥ 0.36 或更低", CNY, id="cny-or-lower-suffix"),
     pytest.param("$１.２３", USD, id="fullwidth-digits"),
     pytest.param("1,66€ 1,63€", EUR, id="two-prices"),
@@ -203,6 +255,13 @@ FORMATTED = [
     pytest.param(465903, UAH, "4 659,03₴", id="UAH"),
     pytest.param(123456, BRL, "R$ 1.234,56", id="BRL"),
     pytest.param(499, RON, "4.99 lei", id="RON"),
+    pytest.param(622800, JPY, "¥ 6,228", id="JPY-whole"),
+    pytest.param(70069700, IDR, "Rp 700 697", id="IDR-whole"),
+    pytest.param(93735499, IDR, "Rp 937 354.99", id="IDR-fraction"),
+    pytest.param(175700, UAH, "1 757₴", id="UAH-whole"),
+    pytest.param(2540000, VND, "25.400₫", id="VND"),
+    pytest.param(375, PEN, "S/.3.75", id="PEN"),
+    pytest.param(685, DKK, "6.85 kr.", id="DKK"),
 ]
 
 
@@ -237,7 +296,7 @@ def test_format_price_refuses_negative_amounts() -> None:
     "call",
     [
         pytest.param(lambda: parse_price("$1.00", 999), id="parse-unknown-id"),
-        pytest.param(lambda: parse_price("Rp 15 000", 10), id="parse-unsupported-idr"),
+        pytest.param(lambda: parse_price("Rp 15 000", 48), id="parse-unknown-48"),
         pytest.param(lambda: format_price(100, 0), id="format-zero-id"),
         pytest.param(lambda: currency_code(2003), id="code-of-wallet-id"),
         pytest.param(lambda: minor_digits(True), id="digits-of-bool"),
@@ -252,9 +311,9 @@ def test_unknown_currency_raises_unknown_currency(call: Any) -> None:
 
 def test_unknown_currency_keeps_the_id() -> None:
     with pytest.raises(UnknownCurrency) as caught:
-        parse_price("1,00€", 42)
-    assert caught.value.currency == 42
-    assert "42" in str(caught.value)
+        parse_price("1,00€", 48)
+    assert caught.value.currency == 48
+    assert "48" in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -265,6 +324,8 @@ def test_unknown_currency_keeps_the_id() -> None:
         pytest.param("2002", GBP, id="str-2002-sample"),
         pytest.param(2001, USD, id="int-2001-sample"),
         pytest.param(2047, RON, id="int-2047"),
+        pytest.param(2010, IDR, id="int-2010-idr"),
+        pytest.param("2024", INR, id="str-2024-inr"),
         pytest.param(3, EUR, id="plain-3"),
         pytest.param("23", CNY, id="plain-str-23"),
     ],
@@ -283,13 +344,13 @@ def test_currency_from_wallet_id_reads_the_listing_samples() -> None:
     assert currency_from_wallet_id(new_listing["converted_currencyid"]) == USD
 
 
-@pytest.mark.parametrize("currencyid", [2010, "abc", "", 0, -1, "2003.0", 2000])
+@pytest.mark.parametrize("currencyid", [2048, 48, "abc", "", 0, -1, "2003.0", 2000])
 def test_currency_from_wallet_id_rejects_unknown_ids(currencyid: int | str) -> None:
     with pytest.raises(UnknownCurrency):
         currency_from_wallet_id(currencyid)
 
 
-def test_currency_table_matches_the_samples_readme() -> None:
+def test_currency_table_is_steams_ecurrencycode_list() -> None:
     codes = {currency: currency_code(currency) for currency in SUPPORTED_CURRENCIES}
     assert codes == {
         1: "USD",
@@ -305,9 +366,41 @@ def test_currency_table_matches_the_samples_readme() -> None:
         18: "UAH",
         20: "CAD",
         21: "AUD",
+        10: "IDR",
+        11: "MYR",
+        12: "PHP",
+        13: "SGD",
+        14: "THB",
+        15: "VND",
+        16: "KRW",
+        19: "MXN",
+        22: "NZD",
+        24: "INR",
+        25: "CLP",
+        26: "PEN",
+        27: "COP",
+        28: "ZAR",
+        29: "HKD",
+        30: "TWD",
+        31: "SAR",
+        32: "AED",
+        33: "SEK",
+        34: "ARS",
+        35: "ILS",
+        36: "BYN",
+        38: "KWD",
+        39: "QAR",
+        40: "CRC",
+        41: "UYU",
+        42: "BGN",
+        43: "HRK",
+        44: "CZK",
+        45: "DKK",
+        46: "HUF",
         23: "CNY",
         37: "KZT",
         47: "RON",
     }
+    assert len(codes) == 47  # ECurrencyCode 1 to 47: every currency Steam's table lists
     # Steam counts hundredths in every currency, JPY included, so strings and integer fields agree.
     assert {c: minor_digits(c) for c in SUPPORTED_CURRENCIES if minor_digits(c) != 2} == {}
