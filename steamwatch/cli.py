@@ -66,6 +66,7 @@ class LazyGroup(click.Group):
         "tokens": "steamwatch.tokens:tokens",
         "queues": "steamwatch.queues:queues",
         "status": "steamwatch.status:status",
+        "probe": "steamwatch.probe:probe_command",
     },
     epilog=SETTINGS_HELP,
     context_settings={"help_option_names": ["-h", "--help"]},

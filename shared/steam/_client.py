@@ -85,6 +85,44 @@ RESPONSES = Counter(
 )
 
 
+def listing_query(item: Item, name: str, wanted: ListingFilter) -> dict[str, object]:
+    """The object `QueryListingsForItem` takes in `qp=[…]` for ``item``, asked by ``name`` (its
+    own, or its group's id), filtered to ``wanted``, cheapest first.
+
+    The shape the new market's item page sends, as read by aiosteampy and other clients: the
+    item under `strItemName`, filters as objects, the price bounds in minor units of
+    `price.eCurrency`, the wear as property 2's float range.
+    """
+    price: dict[str, int] = {"eCurrency": item.currency}
+    if wanted.max_price is not None:
+        price["unMax"] = wanted.max_price
+    properties: dict[str, dict[str, float | int]] = {}
+    low, high = wanted.float_min, wanted.float_max
+    if name != item.market_hash_name:
+        # A group answers for every wear: its wear's float range keeps the page to this one.
+        wear = _WEAR_RANGES.get(item.market_hash_name.rsplit("(", 1)[-1].rstrip(")"))
+        if wear is not None:
+            low = max(low, wear[0]) if low is not None else wear[0]
+            high = min(high, wear[1]) if high is not None else wear[1]
+    if low is not None or high is not None:
+        # The server-side filter takes floats; the answer is checked again exactly.
+        properties[str(parsers.PROPERTY_WEAR)] = {
+            "property_id": parsers.PROPERTY_WEAR,
+            "float_min": float(low) if low is not None else 0.0,
+            "float_max": float(high) if high is not None else 1.0,
+        }
+    return {
+        "appid": item.appid,
+        "strItemName": name,
+        "filters": {},
+        "accessoryFilters": {},
+        "propertyFilters": properties,
+        "price": price,
+        "sort": {"field": 0, "direction": 0},  # price, ascending
+        "start": 0,
+    }
+
+
 def failure_reason(error: BadResponse) -> str:
     """The `reason` label of a parse failure, from the error the parser raised."""
     text = error.reason
@@ -364,36 +402,7 @@ class SteamClient:
         return group
 
     async def _query_listings(self, item: Item, name: str, wanted: ListingFilter) -> Listings:
-        # The query the new market's item page sends (as read by aiosteampy and others): one
-        # object in `qp`, the item under `strItemName`, filters as objects, cheapest first.
-        price: dict[str, int] = {"eCurrency": item.currency}
-        if wanted.max_price is not None:
-            price["unMax"] = wanted.max_price
-        properties: dict[str, dict[str, float | int]] = {}
-        low, high = wanted.float_min, wanted.float_max
-        if name != item.market_hash_name:
-            # A group answers for every wear: its wear's float range keeps the page to this one.
-            wear = _WEAR_RANGES.get(item.market_hash_name.rsplit("(", 1)[-1].rstrip(")"))
-            if wear is not None:
-                low = max(low, wear[0]) if low is not None else wear[0]
-                high = min(high, wear[1]) if high is not None else wear[1]
-        if low is not None or high is not None:
-            # The server-side filter takes floats; the answer is checked again exactly.
-            properties[str(parsers.PROPERTY_WEAR)] = {
-                "property_id": parsers.PROPERTY_WEAR,
-                "float_min": float(low) if low is not None else 0.0,
-                "float_max": float(high) if high is not None else 1.0,
-            }
-        query = {
-            "appid": item.appid,
-            "strItemName": name,
-            "filters": {},
-            "accessoryFilters": {},
-            "propertyFilters": properties,
-            "price": price,
-            "sort": {"field": 0, "direction": 0},  # price, ascending
-            "start": 0,
-        }
+        query = listing_query(item, name, wanted)
         listings = await self._call(
             "listings",
             "/market/actions",

@@ -149,7 +149,8 @@ BAD_ADDS = [
     ),
     pytest.param(
         add_args(kind="order_book", max_price=None),
-        "--max-lowest-sell: at least one of --max-lowest-sell and --min-highest-buy must be set",
+        "--max-lowest-sell: at least one of --max-lowest-sell, --min-highest-buy, --sell-depth-count "
+        "(with --sell-depth-price) and --buy-depth-count (with --buy-depth-price) must be set",
         id="book-no-threshold",
     ),
     pytest.param(
@@ -896,13 +897,15 @@ def test_every_command_and_option_has_help() -> None:
     assert set(tasks.commands) == {"add", "list", "show", "pause", "resume", "rm", "import"}
 
 
-def test_add_help_says_how_two_order_book_thresholds_combine() -> None:
+def test_add_help_says_how_order_book_tests_combine() -> None:
     shown = CliRunner().invoke(tasks, ["add", "--help"], terminal_width=200)
     assert shown.exit_code == 0, shown.output
     assert "--match [any|all]" in shown.output
-    assert "either side meets its threshold (any, the default)" in shown.output
-    assert "only when both do at once (all)" in shown.output
-    assert "The event names the side(s) that matched." in shown.output
+    assert "alert when any one holds (any, the default)" in shown.output
+    assert "only when all hold at once (all)" in shown.output
+    assert "The event names the test(s) that held." in shown.output
+    assert "at least N sell orders are at or under --sell-depth-price" in shown.output
+    assert "at least N buy orders are at or over --buy-depth-price" in shown.output
 
 
 async def test_an_unmigrated_database_is_an_error_saying_what_to_do(

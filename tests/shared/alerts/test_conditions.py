@@ -22,7 +22,7 @@ from shared.alerts import (
     evaluate,
     parse_conditions,
 )
-from shared.steam import Listing, Listings, OrderBook, PriceOverview, Result
+from shared.steam import Listing, Listings, OrderBook, PriceOverview, Result, format_price
 
 EUR, USD = 3, 1
 
@@ -493,3 +493,99 @@ def test_a_result_of_the_wrong_kind_is_refused(condition: Condition, result: Res
         evaluate(condition, result, None)
     assert isinstance(caught.value, ConditionError)
     assert condition.KIND in str(caught.value) and result.kind in str(caught.value)
+
+
+# --- order-book depth -------------------------------------------------------------------
+
+
+def deep_book(
+    sells: tuple[tuple[int, int], ...], buys: tuple[tuple[int, int], ...] = ()
+) -> OrderBook:
+    return OrderBook(
+        currency=EUR,
+        highest_buy=buys[0][0] if buys else None,
+        lowest_sell=sells[0][0] if sells else None,
+        buy_count=sum(q for _, q in buys),
+        sell_count=sum(q for _, q in sells),
+        sells=sells,
+        buys=buys,
+    )
+
+
+SELLS = ((572, 1), (587, 1), (592, 1), (605, 1), (606, 3))  # the real CHF capture's sells
+BUYS = ((525, 11), (520, 3), (519, 3), (517, 15))
+
+
+@pytest.mark.parametrize(
+    ("count", "price", "met"),
+    [
+        (3, 600, True),  # 572, 587, 592: exactly three at or under 6,00
+        (4, 600, False),
+        (7, 606, True),  # the 606 level holds three orders: levels, not listings, are counted
+        (8, 606, False),
+        (1, 571, False),
+    ],
+)
+def test_sell_depth_counts_orders_at_or_under_the_price(count: int, price: int, met: bool) -> None:
+    condition = parse_conditions(
+        "order_book", {"sell_depth_count": count, "sell_depth_price": price}, currency=EUR
+    )
+    judged = evaluate(condition, deep_book(SELLS), None)
+    assert judged.state == {"met": met}
+    if met:
+        (signal,) = judged.signals
+        assert signal.data["reasons"] == ["sell_depth"]
+        assert signal.data["sell_depth"] >= count == signal.data["sell_depth_count"]
+        assert signal.data["sell_depth_price_text"] == format_price(price, EUR)
+
+
+def test_buy_depth_counts_orders_at_or_over_the_price() -> None:
+    condition = parse_conditions(
+        "order_book", {"buy_depth_count": "17", "buy_depth_price": "5,19€"}, currency=EUR
+    )
+    judged = evaluate(condition, deep_book(SELLS, BUYS), None)
+    assert judged.state == {"met": True}
+    assert judged.signals[0].data["buy_depth"] == 17  # 11 + 3 + 3 at 5,19€ or over
+
+
+def test_depth_alerts_on_the_rising_edge_only_and_combines_with_match_all() -> None:
+    condition = parse_conditions(
+        "order_book",
+        {"max_lowest_sell": 580, "sell_depth_count": 3, "sell_depth_price": 600, "match": "all"},
+        currency=EUR,
+    )
+    thin = deep_book(((572, 1), (650, 5)))
+    first = evaluate(condition, thin, None)
+    assert first.state == {"met": False} and not first.signals  # the top holds, the depth not
+    second = evaluate(condition, deep_book(SELLS), first.state)
+    assert second.state == {"met": True}
+    assert second.signals[0].data["reasons"] == ["lowest_sell", "sell_depth"]
+    third = evaluate(condition, deep_book(SELLS), second.state)
+    assert third.state == {"met": True} and not third.signals  # still met: no second alert
+
+
+def test_a_book_without_levels_has_no_depth() -> None:
+    condition = parse_conditions(
+        "order_book", {"sell_depth_count": 1, "sell_depth_price": 10_000}, currency=EUR
+    )
+    assert evaluate(condition, book(lowest_sell=500), None).state == {"met": False}
+
+
+@pytest.mark.parametrize(
+    ("given", "field", "reason"),
+    [
+        ({"sell_depth_count": 3}, "sell_depth_price", "is required with sell_depth_count"),
+        ({"buy_depth_price": 500}, "buy_depth_count", "is required with buy_depth_price"),
+        ({"sell_depth_count": True, "sell_depth_price": 5}, "sell_depth_count", "whole number"),
+        ({"sell_depth_count": 2.5, "sell_depth_price": 5}, "sell_depth_count", "whole number"),
+        ({"sell_depth_count": -1, "sell_depth_price": 5}, "sell_depth_count", "greater than 0"),
+        ({"sell_depth_count": 2, "sell_depth_price": "lots"}, "sell_depth_price", "lots"),
+    ],
+)
+def test_bad_depth_conditions_name_the_field(
+    given: dict[str, Any], field: str, reason: str
+) -> None:
+    with pytest.raises(InvalidCondition) as caught:
+        parse_conditions("order_book", given, currency=EUR)
+    assert caught.value.field == field
+    assert reason in caught.value.reason

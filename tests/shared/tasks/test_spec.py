@@ -264,7 +264,7 @@ def test_the_error_is_a_value_error_naming_its_field() -> None:
         (
             {"kind": "order_book", "max_price": None},
             "max_lowest_sell",
-            "at least one of max_lowest_sell and min_highest_buy",
+            "at least one of max_lowest_sell, min_highest_buy, sell_depth_count",
         ),
         (
             {"kind": "order_book", "currency": "USD", "max_price": None, "min_highest_buy": "0,80"},
@@ -272,6 +272,26 @@ def test_the_error_is_a_value_error_naming_its_field() -> None:
             "no '$' symbol",
         ),
         ({"kind": "order_book"}, "max_price", "not a field of order_book conditions"),
+        (
+            {"kind": "order_book", "max_price": None, "sell_depth_count": "5"},
+            "sell_depth_price",
+            "is required with sell_depth_count",
+        ),
+        (
+            {
+                "kind": "order_book",
+                "max_price": None,
+                "buy_depth_count": "many",
+                "buy_depth_price": "1.00",
+            },
+            "buy_depth_count",
+            "must be a whole number of orders, got 'many'",
+        ),
+        (
+            {"kind": "order_book", "max_price": None, "sell_depth_count": 0, "sell_depth_price": 1},
+            "sell_depth_count",
+            "greater than 0",
+        ),
         # the definition itself
         ({"colour": "red"}, "colour", "is not a task field"),
         ({"conditions": {"max_price": 1}}, "conditions", "is not a task field"),
