@@ -68,7 +68,7 @@ PARSE_FAILURES = Counter(
 )
 PARSE_FAILURE_REASONS = ("html", "not_json", "missing_field", "wrong_type", "currency", "other")
 ROUTES = ("priceoverview", "listings", "itemordershistogram", "QueryListingsForItem", "orderbook")
-GROUP_RETRY_SECONDS = 6 * 3600.0
+GROUP_RETRY_SECONDS = 6 * 3600.0  # how long "the search names no group for it" is believed
 # CS2 exteriors and their wear ranges (bounds inclusive here; rows are checked by name anyway).
 _WEAR_RANGES: dict[str, tuple[Decimal, Decimal]] = {
     "Factory New": (Decimal("0"), Decimal("0.07")),
@@ -76,7 +76,7 @@ _WEAR_RANGES: dict[str, tuple[Decimal, Decimal]] = {
     "Field-Tested": (Decimal("0.15"), Decimal("0.38")),
     "Well-Worn": (Decimal("0.38"), Decimal("0.45")),
     "Battle-Scarred": (Decimal("0.45"), Decimal("1")),
-}  # how long "search names no group for this item" is believed
+}
 RESPONSES = Counter(
     "steamwatch_steam_responses",
     "Steam answers by endpoint, proxy and status class (2xx, 3xx, 4xx, 429, 5xx; timeout and "

@@ -66,6 +66,7 @@ PROPERTY_WEAR = 2
 _PROPS = "asset_properties."
 
 _DIGITS = re.compile(r"[0-9]+")
+_GRAPH_SLACK = Decimal("0.001")
 _GROUPED = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+")
 
 R = TypeVar("R")
@@ -400,11 +401,17 @@ def _graph_levels(graph: Any, field: str) -> tuple[Level, ...]:
 
 
 def _graph_price(value: Any, field: str) -> int:
-    """A graph price in whole units (`0.47`, read exactly) as minor units."""
+    """A graph price in whole units (`0.47`, read exactly) as minor units.
+
+    An encoder printing floats at 17 digits writes 0.29 as `0.28999999999999998`: a value
+    within a thousandth of a cent of a whole cent is that cent; anything further is refused.
+    """
     if type(value) is int or isinstance(value, Decimal):
         minor = Decimal(value) * 100
-        if minor.is_finite() and minor >= 0 and minor == minor.to_integral_value():
-            return int(minor)
+        if minor.is_finite() and minor >= 0:
+            whole = minor.to_integral_value()
+            if abs(minor - whole) < _GRAPH_SLACK:
+                return int(whole)
     _fail(f"{field} price must be an amount with at most 2 decimals, got {_show(value)}")
 
 

@@ -152,7 +152,7 @@ _FORMATS: dict[int, _Format] = {
     20: _Format("CAD", "CDN$", "prefix", " ", ".", ","),
     21: _Format("AUD", "A$", "prefix", " ", ".", ","),
     22: _Format("NZD", "NZ$", "prefix", " ", ".", ","),
-    23: _Format("CNY", "¥", "prefix", " ", ".", ",", aliases=("CN¥", "￥")),
+    23: _Format("CNY", "¥", "prefix", " ", ".", ",", aliases=("CN¥", "￥", "元")),
     24: _Format("INR", "₹", "prefix", " ", ".", ",", omit_zero_fraction=True),
     25: _Format("CLP", "CLP$", "prefix", " ", ",", ".", omit_zero_fraction=True),
     26: _Format("PEN", "S/.", "prefix", "", ".", ","),

@@ -462,6 +462,24 @@ def test_histogram_counts_from_graphs_when_missing() -> None:
     )
 
 
+def test_the_html_entity_priceoverview_capture() -> None:
+    body = sample("priceoverview__eur_html_entity__public-comments.json")
+    assert run(parse_priceoverview, body) == _po(3, 26135, 26952, 11)
+
+
+def test_histogram_graph_prices_printed_at_17_digits_read_as_their_cent() -> None:
+    body = (
+        '{"success":1,"highest_buy_order":"29","lowest_sell_order":"30",'
+        '"buy_order_graph":[[0.28999999999999998,2,"x"],[0.1,5,"y"]],'
+        '"sell_order_graph":[[0.30000000000000004,1,"z"]]}'
+    )
+    book = run(parse_orders_histogram, body)
+    assert isinstance(book, OrderBook)
+    assert (book.buys, book.sells) == (((29, 2), (10, 3)), ((30, 1),))
+    with pytest.raises(BadResponse, match="at most 2 decimals"):
+        run(parse_orders_histogram, body.replace("0.1,5", "0.105,5"))
+
+
 def test_new_market_numbers_as_strings_and_no_asset() -> None:
     entry = {"listingid": 9, "unPrice": "100", "unFee": "15", "eCurrency": "2003"}
     listings = {"data": {"total_count": "1", "listings": [entry]}}

@@ -106,6 +106,7 @@ VALID = [
     pytest.param("1,66&euro;", EUR, 166, id="EUR-named-entity"),
     pytest.param("12,50\\u20ac", EUR, 1250, id="EUR-json-escape-left-in-text"),
     pytest.param("CN¥ 4.20", CNY, 420, id="CNY-CN-yen-symbol"),
+    pytest.param("2.39元", CNY, 239, id="CNY-yuan-character-suffix"),
     pytest.param("1,10 ₽", RUB, 110, id="RUB-ruble-sign"),
     # The rest of Steam's currencies, as v_currencyformat() and the market write them.
     pytest.param("RM12.34", MYR, 1234, id="MYR"),
