@@ -67,6 +67,7 @@ class LazyGroup(click.Group):
         "queues": "steamwatch.queues:queues",
         "status": "steamwatch.status:status",
         "probe": "steamwatch.probe:probe_command",
+        "history": "steamwatch.history:history_command",
     },
     epilog=SETTINGS_HELP,
     context_settings={"help_option_names": ["-h", "--help"]},

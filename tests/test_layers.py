@@ -49,6 +49,7 @@ ALLOWED: dict[str, set[str]] = {
     "bus": {"config", "db", "observability", "runtime", "steam"},  # results ride in messages
     "notify": {"alerts", "db", "observability", "steam"},  # subscriptions and their messages
     "access": {"db"},  # the API's tokens
+    "history": {"db"},  # roll-ups, retention and the history queries
 }
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import redis.asyncio
 import structlog
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from services.publisher.metrics import DUPLICATES, EVENTS, RESULTS
@@ -120,6 +120,14 @@ async def _judge(
                 )
             )
             seen = set(rows)
+            if seen:
+                # Seen again, so still for sale: history upkeep forgets only listings that
+                # no check has seen for a while (STEAMWATCH_SEEN_LISTINGS_DAYS).
+                await session.execute(
+                    update(SeenListing)
+                    .where(SeenListing.task_id == task.id, SeenListing.listing_id.in_(seen))
+                    .values(seen_at=func.now())
+                )
         judged = evaluate(condition, result, state, already_seen=seen)
     except (ConditionError, ValueError, TypeError) as e:
         log.error("result not judged", task_id=task.id, problem=str(e))

@@ -7,10 +7,12 @@ them as it changes them (see :mod:`services.watchdog.watch`).
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from services.watchdog.watch import Watchdog
 from shared.bus import create_broker
 from shared.config import Settings
+from shared.history import Retention
 from shared.observability import HealthSpec
 from shared.runtime import pool_spec, run_ticking_service
 from shared.tasks import backoff_of
@@ -29,6 +31,11 @@ def watchdog_of(settings: Settings, *, redis_url: str) -> Watchdog:
         dead_letter_batch=settings.dead_letter_batch,
         dead_letter_requeues=settings.dead_letter_requeues,
         backoff=backoff_of(settings),
+        retention=Retention(
+            raw=timedelta(days=settings.history_raw_days),
+            rollups=timedelta(days=settings.history_rollup_days),
+            seen_listings=timedelta(days=settings.seen_listings_days),
+        ),
     )
 
 

@@ -32,6 +32,7 @@ from typing import Literal
 import dramatiq
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.watchdog.orphans import QUEUES as ORPHAN_QUEUES
@@ -51,6 +52,7 @@ from shared.bus import (
     send_result,
 )
 from shared.bus.deadletters import DeadLetter
+from shared.history import Maintenance, Retention, maintain
 from shared.runtime import Pools
 from shared.tasks import (
     Backoff,
@@ -102,6 +104,10 @@ QUEUE_OLDEST = Gauge(
     "Age of the message next in line per queue (0 when empty)",
     ["queue"],
 )
+HISTORY_FAILURES = Counter(
+    "steamwatch_history_upkeep_failures",
+    "Watchdog passes whose history upkeep (roll-up, retention) failed",
+)
 PASS_SECONDS = Histogram(
     "steamwatch_watchdog_pass_seconds",
     "Duration of one watchdog pass",
@@ -152,6 +158,7 @@ class Report:
     dead_letters: dict[str, int] = field(default_factory=dict)
     orphans: list[Requeued] = field(default_factory=list)  # results of dead workers requeued
     held_back: bool = False
+    history: Maintenance | None = None  # the pass's history upkeep; None if it failed
 
     def sent(self, reason: Reason) -> list[int]:
         return [s.task_id for s in self.sends if s.reason == reason]
@@ -167,6 +174,7 @@ class Watchdog:
     dead_letter_batch: int
     dead_letter_requeues: int
     backoff: Backoff = Backoff()
+    retention: Retention = Retention()
 
     async def run_pass(self, pools: Pools) -> Report:
         started = time.perf_counter()
@@ -209,9 +217,28 @@ class Watchdog:
         STALLED.set(report.stalled)
         for status, n in report.tasks.items():
             TASKS.labels(status=status).set(n)
+        report.history = await self._history(pools)
         PASS_SECONDS.observe(time.perf_counter() - started)
         self._record(report)
         return report
+
+    async def _history(self, pools: Pools) -> Maintenance | None:
+        """Roll up closed hours and apply retention; a failure here never stops the repairs."""
+        try:
+            done = await maintain(pools.db, datetime.now(UTC), self.retention)
+        except (SQLAlchemyError, OSError) as e:
+            HISTORY_FAILURES.inc()
+            log.warning("history upkeep failed; the next pass tries again", error=str(e)[:200])
+            return None
+        if done.rolled_hours or done.deleted_raw or done.deleted_rollups or done.deleted_seen:
+            log.info(
+                "history upkeep",
+                rolled_hours=done.rolled_hours,
+                deleted_raw=done.deleted_raw,
+                deleted_rollups=done.deleted_rollups,
+                deleted_seen=done.deleted_seen,
+            )
+        return done
 
     async def _expired(self, session: AsyncSession, report: Report, room: int) -> int:
         if room <= 0:

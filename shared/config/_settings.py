@@ -164,6 +164,10 @@ class Settings(BaseModel):
     watchdog_grace: float = Field(default=30.0, ge=0, le=86_400)
     # Most tasks the watchdog repairs per pass and kind (expired, overdue, recovery).
     watchdog_batch: int = Field(default=500, ge=1, le=100_000)
+    # History kept: raw checks, hourly roll-ups, and announced listings no check has seen.
+    history_raw_days: int = Field(default=14, ge=1, le=3650)
+    history_rollup_days: int = Field(default=365, ge=1, le=36_500)
+    seen_listings_days: float = Field(default=3.0, gt=0, le=365)
     # Dead-lettered checks re-sent per pass, and how often one message may be re-sent.
     dead_letter_batch: int = Field(default=100, ge=1, le=100_000)
     dead_letter_requeues: int = Field(default=3, ge=0, le=100)

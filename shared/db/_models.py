@@ -158,6 +158,41 @@ class PriceSnapshot(Base):
     )
 
 
+class PriceRollup(Base):
+    """One watch's price over one hour, rolled up from its checks and kept after they go.
+
+    ``first``/``min``/``max``/``last`` are of the watch's price (``lowest_price``, the lowest
+    sell for an order book) in minor units of ``currency``; ``volume`` is the last one seen.
+    """
+
+    __tablename__ = "price_rollups"
+
+    task_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    currency: Mapped[int] = mapped_column(SmallInteger)
+    checks: Mapped[int] = mapped_column(Integer)
+    first: Mapped[int | None] = mapped_column(BigInteger)
+    min: Mapped[int | None] = mapped_column(BigInteger)
+    max: Mapped[int | None] = mapped_column(BigInteger)
+    last: Mapped[int | None] = mapped_column(BigInteger)
+    volume: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_price_rollups_hour", "hour"),)
+
+
+class HistoryState(Base):
+    """The one row the history maintenance keeps: hours before ``rolled_until`` are rolled up."""
+
+    __tablename__ = "history_state"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    rolled_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+
 class SeenListing(Base):
     """A listing a new-listings watch has already announced: each listing id alerts once."""
 

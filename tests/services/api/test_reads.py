@@ -63,7 +63,11 @@ async def test_events_are_the_owners_own_newest_first_page_by_page(
 
 async def test_history_raw_and_in_buckets(api: Api, db: Database) -> None:
     [task_id] = await seed(db, EXISTING[0])
-    start = datetime(2026, 11, 1, tzinfo=UTC)
+    # Within the raw checks' retention (14 days): a range of raw points can be answered.
+    start = (datetime.now(UTC) - timedelta(days=3)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    day = timedelta(days=1)
     prices = [1000 + (i % 7) * 10 for i in range(48 * 12)]  # every 5 minutes for two days
     snapshots = [
         {
@@ -84,7 +88,7 @@ async def test_history_raw_and_in_buckets(api: Api, db: Database) -> None:
         "GET",
         path,
         alice,
-        params={"since": "2026-11-01T00:00:00Z", "until": "2026-11-01T01:00:00Z"},
+        params={"since": start.isoformat(), "until": (start + timedelta(hours=1)).isoformat()},
     ).json()
     assert raw["resolution"] == "raw" and raw["currency_code"] == "EUR"
     assert [p["last"] for p in raw["points"]] == prices[:12]
@@ -93,8 +97,8 @@ async def test_history_raw_and_in_buckets(api: Api, db: Database) -> None:
         path,
         alice,
         params={
-            "since": "2026-11-01T00:00:00Z",
-            "until": "2026-11-03T00:00:00Z",
+            "since": start.isoformat(),
+            "until": (start + 2 * day).isoformat(),
             "resolution": "1h",
         },
     ).json()
@@ -112,9 +116,12 @@ async def test_history_raw_and_in_buckets(api: Api, db: Database) -> None:
         "GET",
         path,
         alice,
-        params={"since": "2026-11-02T00:00:00Z", "until": "2026-11-01T00:00:00Z"},
+        params={"since": (start + day).isoformat(), "until": start.isoformat()},
     )
     assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "since"
+    # A year back reaches before the raw checks kept: answered in hours or more (roll-ups).
+    year = api.call("GET", path, alice, params={"since": (start - 360 * day).isoformat()}).json()
+    assert year["resolution"] == "6h" and sum(p["checks"] for p in year["points"]) == len(prices)
 
 
 async def test_status_counts_an_owners_own_watches_and_an_admins_all(

@@ -17,7 +17,7 @@ import dramatiq
 import pytest
 import redis.asyncio
 from prometheus_client import REGISTRY
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from services.watchdog.watch import Watchdog
 from shared.bus import (
@@ -288,3 +288,36 @@ async def test_two_watchdogs_passing_at_once_send_each_task_once(
     sent = sorted(s.task_id for report in reports for s in report.sends)
     assert sent == sorted(expired + overdue + stalled)  # each exactly once
     assert sorted(m["task_id"] for m in await queued(pools)) == sent
+
+
+async def test_each_pass_keeps_history_bounded_and_a_failure_there_stops_no_repair(
+    pools: Pools, db: Database, redis_url: str
+) -> None:
+    """Issue 18: the watchdog's pass rolls up closed hours and applies retention; when that
+    upkeep fails (here its table is gone), the repairs still run and the failure is counted."""
+    (task,) = await insert_tasks(db, task_rows(1, next_check=PAST))
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+    async with db.session_scope() as s:
+        await s.execute(text("INSERT INTO history_state VALUES (1, :at)"), {"at": hour})
+        await s.execute(
+            text(
+                "INSERT INTO price_history (task_id, lease_token, checked_at, currency, "
+                "lowest_price) VALUES (:t, gen_random_uuid(), :at, 3, 700)"
+            ),
+            {"t": task, "at": hour + timedelta(minutes=20)},
+        )
+    report = await make_watchdog(redis_url).run_pass(pools)
+    assert report.history is not None and report.history.rolled_hours >= 2
+    async with db.session_scope() as s:
+        rolled = (await s.execute(text("SELECT checks, last FROM price_rollups"))).all()
+        assert rolled == [(1, 700)]
+        await s.execute(text("ALTER TABLE history_state RENAME TO history_state_away"))
+    failures = metric("steamwatch_history_upkeep_failures_total")
+    try:
+        broken = await make_watchdog(redis_url).run_pass(pools)
+    finally:
+        async with db.session_scope() as s:
+            await s.execute(text("ALTER TABLE history_state_away RENAME TO history_state"))
+    assert broken.history is None
+    assert metric("steamwatch_history_upkeep_failures_total") == failures + 1
+    assert broken.tasks  # the pass itself went on: it counted the tasks
