@@ -38,7 +38,17 @@ from shared.db import Database, migrate
 from steamwatch.embedded import EmbeddedPostgres, EmbeddedRedis
 from testbed.system import System
 
-SCENARIOS = ["bus", "proxy_budget", "dispatch", "lag", "memory", "seed_design", "notify", "api"]
+SCENARIOS = [
+    "bus",
+    "proxy_budget",
+    "dispatch",
+    "lag",
+    "memory",
+    "seed_design",
+    "notify",
+    "api",
+    "history",
+]
 VERSIONS = ["steamwatch", "dramatiq", "apscheduler", "sqlalchemy", "asyncpg", "redis", "aiohttp"]
 #: Application name of the benchmark's own connections: never counted as the system's.
 BENCH_APP = "steamwatch-bench"

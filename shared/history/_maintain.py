@@ -117,13 +117,15 @@ def _hour(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
+# Rows are named by (tableoid, ctid): a ctid alone is only unique within one table, and
+# price_history is to be split into partitions.
 _DELETE_RAW = text(
     """
-    DELETE FROM price_history WHERE ctid = ANY(ARRAY(
-        SELECT ctid FROM price_history
+    DELETE FROM price_history WHERE (tableoid, ctid) IN (
+        SELECT tableoid, ctid FROM price_history
         WHERE checked_at < least(CAST(:before AS timestamptz),
                                  (SELECT rolled_until FROM history_state WHERE id = 1))
-        LIMIT :batch))
+        LIMIT :batch)
     """
 )
 _DELETE_ROLLUPS = text(
