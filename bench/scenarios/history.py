@@ -55,7 +55,8 @@ _RAW = text(
     """
     INSERT INTO price_history (task_id, lease_token, checked_at, currency, lowest_price,
                                volume, source)
-    SELECT :task, gen_random_uuid(), :start + make_interval(secs => g * :iv), 3,
+    SELECT :task, gen_random_uuid(),
+           CAST(:start AS timestamptz) + make_interval(secs => g * :iv), 3,
            1000 + ((g * 7919 + :task) % 300), (g % 50), 'priceoverview'
     FROM generate_series(0, :n - 1) AS g
     """
@@ -63,7 +64,7 @@ _RAW = text(
 _ROLLUPS = text(
     """
     INSERT INTO price_rollups (task_id, hour, currency, checks, first, min, max, last, volume)
-    SELECT t.id, :start + make_interval(hours => g), 3, 60,
+    SELECT t.id, CAST(:start AS timestamptz) + make_interval(hours => g), 3, 60,
            1000 + ((g * 31 + t.id) % 300), 990 + ((g * 17 + t.id) % 300),
            1010 + ((g * 13 + t.id) % 300), 1000 + ((g * 11 + t.id) % 300), g % 50
     FROM tasks t, generate_series(0, :n - 1) AS g
@@ -142,9 +143,10 @@ async def run(bench: Bench) -> dict[str, Any]:
             Retention(raw=timedelta(days=RAW_DAYS), batch=20_000, batches=1_000, hours_per_pass=1),
         )
         upkeep_s = time.perf_counter() - t0
+        days = await _sixty_days(bench)
     finally:
         await db.dispose()
-    figures: dict[str, Any] = {}
+    figures: dict[str, Any] = {"sizes_by_day_mb": days}
     for name, values in timings.items():
         figures[f"p50_{name}_ms"] = round(1000 * quantile(values, 0.5), 1)
         figures[f"p99_{name}_ms"] = round(1000 * quantile(values, 0.99), 1)
@@ -160,3 +162,62 @@ async def run(bench: Bench) -> dict[str, Any]:
         "upkeep_deleted_raw": upkeep.deleted_raw,
     }
     return figures
+
+
+SIXTY_WATCHES = int(os.environ.get("STEAMWATCH_BENCH_HISTORY_SIXTY_WATCHES", "100"))
+
+
+async def _sixty_days(bench: Bench) -> list[list[float]]:
+    """60 simulated days, one day of checks at a time, the upkeep run after each: the size of
+    price_history and price_rollups (MB) per day, flat once retention (14 days) starts."""
+    from shared.db import Database
+
+    db: Database = bench.database()
+    sizes: list[list[float]] = []
+    try:
+        async with db.session_scope() as s:
+            await s.execute(text("TRUNCATE price_history, price_rollups"))
+            await s.execute(text("DELETE FROM tasks"))
+            await s.execute(_TASKS, {"count": SIXTY_WATCHES, "iv": INTERVAL})
+        start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        async with db.session_scope() as s:
+            await s.execute(text("DELETE FROM history_state"))
+            await s.execute(text("INSERT INTO history_state VALUES (1, :at)"), {"at": start})
+        say(f"history: 60 days of {SIXTY_WATCHES} watches every {INTERVAL}s, upkeep each day")
+        for day in range(60):
+            begin = start + timedelta(days=day)
+            end = begin + timedelta(days=1)
+            await maintain(db, begin, Retention(hours_per_pass=0))  # partitions ahead
+            async with db.session_scope() as s:
+                await s.execute(
+                    text(
+                        "INSERT INTO price_history (task_id, lease_token, checked_at, currency, "
+                        "lowest_price, volume, source) SELECT t.id, gen_random_uuid(), "
+                        "CAST(:begin AS timestamptz) + make_interval(secs => g * :iv), 3, "
+                        "1000 + (g % 300), "
+                        "g % 50, "
+                        "'priceoverview' FROM tasks t, generate_series(0, :n - 1) AS g"
+                    ),
+                    {"begin": begin, "iv": INTERVAL, "n": 86_400 // INTERVAL},
+                )
+            await maintain(
+                db,
+                end + timedelta(minutes=10),
+                Retention(raw=timedelta(days=RAW_DAYS), hours_per_pass=48, batches=1_000),
+            )
+            async with db.session_scope() as s:
+                raw, rollups = (
+                    await s.execute(
+                        text(
+                            "SELECT (SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0) "
+                            "FROM pg_inherits WHERE inhparent = 'price_history'::regclass), "
+                            "pg_total_relation_size('price_rollups')"
+                        )
+                    )
+                ).one()
+            sizes.append([day + 1, round(raw / 2**20, 1), round(rollups / 2**20, 1)])
+            if (day + 1) % 10 == 0:
+                say(f"  day {day + 1}: price_history {sizes[-1][1]} MB, roll-ups {sizes[-1][2]} MB")
+    finally:
+        await db.dispose()
+    return sizes

@@ -231,7 +231,7 @@ _LOAD = select(
     Task.kind,
     Task.conditions,
 ).where(Task.id == bindparam("task_id"))
-_STORE = insert(PriceSnapshot).on_conflict_do_nothing(constraint="uq_price_history_check")
+_STORE = insert(PriceSnapshot)  # once: only after release_success held the lease
 
 
 def _drop_reason(task: Any, message: CheckMessage) -> str | None:

@@ -230,13 +230,24 @@ class Watchdog:
             HISTORY_FAILURES.inc()
             log.warning("history upkeep failed; the next pass tries again", error=str(e)[:200])
             return None
-        if done.rolled_hours or done.deleted_raw or done.deleted_rollups or done.deleted_seen:
+        if any(
+            (
+                done.rolled_hours,
+                done.deleted_raw,
+                done.deleted_rollups,
+                done.deleted_seen,
+                done.partitions_created,
+                done.partitions_dropped,
+            )
+        ):
             log.info(
                 "history upkeep",
                 rolled_hours=done.rolled_hours,
                 deleted_raw=done.deleted_raw,
                 deleted_rollups=done.deleted_rollups,
                 deleted_seen=done.deleted_seen,
+                partitions_created=done.partitions_created,
+                partitions_dropped=done.partitions_dropped,
             )
         return done
 

@@ -134,7 +134,9 @@ class PriceSnapshot(Base):
 
     __tablename__ = "price_history"
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    # From the sequence price_history_id_seq (as a serial column), not an identity: a table
+    # with an identity column cannot be taken over as a partition (migration 0007).
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     task_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tasks.id", ondelete="CASCADE"))
     lease_token: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -152,9 +154,13 @@ class PriceSnapshot(Base):
     book: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     source: Mapped[str | None] = mapped_column(Text)
 
+    # Partitioned by day on checked_at (migration 0007): no unique constraint can leave out the
+    # partition key, so a check stores its row once by its lease, not by a constraint: the
+    # fetcher writes it in the transaction that releases the lease, and only if that release
+    # succeeds.
     __table_args__ = (
-        UniqueConstraint("task_id", "lease_token", name="uq_price_history_check"),
         Index("ix_price_history_task_time", "task_id", "checked_at"),
+        {"postgresql_partition_by": "RANGE (checked_at)"},
     )
 
 

@@ -6,12 +6,23 @@ ini file, so credentials stay out of files and logs.
 
 from __future__ import annotations
 
+import re
+
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 SCRIPT_LOCATION = "shared.db:migrations"
+
+
+PARTITION = re.compile(r"^price_history_(p\d{8}|before)$")
+"""price_history's partitions: made and dropped by the history upkeep, not by migrations."""
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """For autogenerate and comparisons: the partitions are not tables of the models."""
+    return not (type_ == "table" and name is not None and PARTITION.match(name))
 
 
 def alembic_config(*, url: str | None = None, connection: Connection | None = None) -> Config:

@@ -19,9 +19,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import Database
+from shared.history._partitions import keep_partitions
 
 ROLLED_HOURS = Counter(
-    "steamwatch_history_rolled_hours", "Hours of checks rolled up into price_rollups"
+    "steamwatch_history_rolled_up", "Hours of checks rolled up into price_rollups (one per hour)"
 )
 DELETED = Counter(
     "steamwatch_history_deleted_rows",
@@ -59,6 +60,8 @@ class Maintenance:
     deleted_raw: int = 0
     deleted_rollups: int = 0
     deleted_seen: int = 0
+    partitions_created: int = 0
+    partitions_dropped: int = 0
     skipped: bool = False  # another replica held the watermark
 
 
@@ -168,6 +171,13 @@ async def maintain(db: Database, now: datetime, retention: Retention = Retention
         rolled = await _roll(session, now, retention)
     if rolled is None:
         return Maintenance(skipped=True)
+    async with db.session_scope() as session:
+        rolled_until = await session.scalar(
+            text("SELECT rolled_until FROM history_state WHERE id = 1")
+        )
+    # Whole days go with their partition; rows of the first partition (the table before it
+    # was partitioned) go in batches below, until it too can be dropped whole.
+    parts = await keep_partitions(db, now, drop_before=min(now - retention.raw, rolled_until))
     batch, batches = retention.batch, retention.batches
     raw = await _delete(db, _DELETE_RAW, {"before": now - retention.raw, "batch": batch}, batches)
     rollups = await _delete(
@@ -183,5 +193,10 @@ async def maintain(db: Database, now: datetime, retention: Retention = Retention
     DELETED.labels(table="price_rollups").inc(rollups)
     DELETED.labels(table="seen_listings").inc(seen)
     return Maintenance(
-        rolled_hours=rolled, deleted_raw=raw, deleted_rollups=rollups, deleted_seen=seen
+        rolled_hours=rolled,
+        deleted_raw=raw,
+        deleted_rollups=rollups,
+        deleted_seen=seen,
+        partitions_created=parts.created,
+        partitions_dropped=parts.dropped,
     )

@@ -21,11 +21,19 @@ async def _diff_and_tables(url: str) -> tuple[list[object], set[str]]:
 
             def inspect_sync(sync_conn):  # type: ignore[no-untyped-def]
                 context = MigrationContext.configure(
-                    sync_conn, opts={"compare_type": True, "compare_server_default": True}
+                    sync_conn,
+                    opts={
+                        "compare_type": True,
+                        "compare_server_default": True,
+                        "include_name": migrate.include_name,
+                    },
                 )
-                return compare_metadata(context, Base.metadata), set(
-                    inspect(sync_conn).get_table_names()
-                )
+                tables = {
+                    name
+                    for name in inspect(sync_conn).get_table_names()
+                    if migrate.include_name(name, "table", {})
+                }
+                return compare_metadata(context, Base.metadata), tables
 
             return await conn.run_sync(inspect_sync)
     finally:

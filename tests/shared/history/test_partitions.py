@@ -1,0 +1,243 @@
+"""price_history's partitions on a real PostgreSQL: the migration takes a full table over without
+copying while rows keep coming, and the upkeep makes days ahead and drops them past retention."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import text
+
+from shared.db import Database, migrate
+from shared.history import Retention, maintain
+from shared.history._partitions import partitions
+from tests.fixtures.tasks import add_tasks
+
+ROWS = 300_000
+
+
+async def _task(db: Database) -> int:
+    [task_id] = await add_tasks(
+        db,
+        [
+            {
+                "market_hash_name": "AK-47 | Redline (Field-Tested)",
+                "kind": "lowest_price",
+                "check_interval": 60,
+            }
+        ],
+    )
+    return task_id
+
+
+async def test_the_migration_keeps_every_row_and_inserts_go_on_during_it(
+    fresh_database: Callable[[], str],
+) -> None:
+    url = await asyncio.to_thread(fresh_database)
+    await asyncio.to_thread(migrate.upgrade, url=url, revision="0006")
+    db = Database.create(url=url, pool_size=4, max_overflow=0)
+    try:
+        task = await _task(db)
+        async with db.session_scope() as s:
+            await s.execute(
+                text(
+                    "INSERT INTO price_history (task_id, lease_token, checked_at, currency, "
+                    "lowest_price) SELECT :t, gen_random_uuid(), now() - make_interval(secs => g), "
+                    "3, g % 1000 FROM generate_series(1, :n) g"
+                ),
+                {"t": task, "n": ROWS},
+            )
+            before = (
+                await s.execute(
+                    text("SELECT count(*), sum(lowest_price), max(id) FROM price_history")
+                )
+            ).one()
+        waits: list[float] = []
+        errors: list[str] = []
+        running = True
+
+        async def writer() -> None:  # a check's insert every 20 ms, as the fetcher writes it
+            while running:
+                began = time.perf_counter()
+                try:
+                    async with db.session_scope() as s:
+                        await s.execute(
+                            text(
+                                "INSERT INTO price_history (task_id, lease_token, currency, "
+                                "lowest_price) VALUES (:t, gen_random_uuid(), 3, 7)"
+                            ),
+                            {"t": task},
+                        )
+                except Exception as e:  # counted: the assertion below says what happened
+                    errors.append(f"{type(e).__name__}: {e}"[:200])
+                waits.append(time.perf_counter() - began)
+                await asyncio.sleep(0.02)
+
+        writing = asyncio.create_task(writer())
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(migrate.upgrade, url=url)
+        await asyncio.sleep(0.3)
+        running = False
+        await writing
+        async with db.session_scope() as s:
+            kind = await s.scalar(
+                text("SELECT relkind::text FROM pg_class WHERE oid = 'price_history'::regclass")
+            )
+            after = (
+                await s.execute(
+                    text("SELECT count(*), sum(lowest_price) FROM price_history WHERE id <= :max"),
+                    {"max": before[2]},
+                )
+            ).one()
+            written = await s.scalar(
+                text("SELECT count(*) FROM price_history WHERE id > :m"), {"m": before[2]}
+            )
+            fresh_id = await s.scalar(
+                text(
+                    "INSERT INTO price_history (task_id, lease_token, currency) "
+                    "VALUES (:t, gen_random_uuid(), 3) RETURNING id"
+                ),
+                {"t": task},
+            )
+        assert kind == "p"
+        assert tuple(after) == (before[0], before[1])  # every row kept, as it was
+        assert written == len(waits) - len(errors) and written > 10
+        # A connection's prepared statement may name the table it had before the swap: at most
+        # one failed insert a connection, and never a wait of a second.
+        assert len(errors) <= 4, errors
+        assert max(waits) < 1.0, max(waits)
+        assert fresh_id > before[2]  # ids go on from where they were
+        found = await partitions(db)
+        assert found is not None and "price_history_before" in {p.name for p in found}
+        assert len(found) == 1 + 15  # the table before, and today's cutover plus 14 days
+    finally:
+        await db.dispose()
+
+
+async def test_upkeep_makes_days_ahead_and_drops_days_past_retention_once_rolled_up(
+    fresh_database: Callable[[], str],
+) -> None:
+    # A database of its own: dropping partitions 30 days on would leave the shared one without
+    # a partition for today.
+    url = await asyncio.to_thread(fresh_database)
+    await asyncio.to_thread(migrate.upgrade, url=url)
+    db = Database.create(url=url, pool_size=2, max_overflow=0)
+    try:
+        await _upkeep_30_days_on(db)
+    finally:
+        await db.dispose()
+
+
+async def _upkeep_30_days_on(db: Database) -> None:
+    task = await _task(db)
+    found = await partitions(db)
+    assert found is not None
+    later = datetime.now(UTC) + timedelta(days=30)
+    async with db.session_scope() as s:
+        await s.execute(text("DELETE FROM history_state"))
+        await s.execute(
+            text("INSERT INTO history_state VALUES (1, :at)"),
+            {"at": (later - timedelta(days=20)).replace(minute=0, second=0, microsecond=0)},
+        )
+    done = await maintain(db, later, Retention(raw=timedelta(days=14), hours_per_pass=1))
+    after = await partitions(db)
+    assert after is not None
+    names = {p.name for p in after}
+    # Made up to 14 days after "today" (30 days on); the first partition and the first days,
+    # whose last moment is before the roll-up watermark and retention, are gone.
+    assert f"price_history_p{(later + timedelta(days=14)):%Y%m%d}" in names
+    assert "price_history_before" not in names and done.partitions_dropped >= 2
+    oldest = min(p.upper for p in after if p.upper is not None)
+    assert oldest > later - timedelta(days=21)
+    assert done.partitions_created == 15  # the days from "today" (30 days on) to 14 after
+    # A check today (30 days on) has a partition to land in.
+    async with db.session_scope() as s:
+        await s.execute(
+            text(
+                "INSERT INTO price_history (task_id, lease_token, checked_at, currency) "
+                "VALUES (:t, gen_random_uuid(), :at, 3)"
+            ),
+            {"t": task, "at": later},
+        )
+
+
+async def test_dropping_and_making_partitions_never_holds_a_check_up_for_a_second(
+    fresh_database: Callable[[], str],
+) -> None:
+    """Issue 18: partition upkeep while checks are stored: every insert is timed."""
+    url = await asyncio.to_thread(fresh_database)
+    await asyncio.to_thread(migrate.upgrade, url=url)
+    db = Database.create(url=url, pool_size=4, max_overflow=0)
+    try:
+        task = await _task(db)
+        now = datetime.now(UTC)
+        # Pretend the database is older: the first partition and 10 old days past retention,
+        # all rolled up, to be dropped while a check is stored every 10 ms.
+        async with db.session_scope() as s:
+            await s.execute(text("ALTER TABLE price_history DETACH PARTITION price_history_before"))
+            await s.execute(text("DROP TABLE price_history_before"))
+            first = (now - timedelta(days=40)).replace(hour=0, minute=0, second=0, microsecond=0)
+            for day in range(10):
+                start = first + timedelta(days=day)
+                await s.execute(
+                    text(
+                        f"CREATE TABLE price_history_p{start:%Y%m%d} PARTITION OF price_history "
+                        f"FOR VALUES FROM ('{start.isoformat()}') "
+                        f"TO ('{(start + timedelta(days=1)).isoformat()}')"
+                    )
+                )
+                await s.execute(
+                    text(
+                        "INSERT INTO price_history (task_id, lease_token, checked_at, currency) "
+                        "SELECT :t, gen_random_uuid(), "
+                        "CAST(:at AS timestamptz) + make_interval(secs => g), 3 "
+                        "FROM generate_series(1, 20000) g"
+                    ),
+                    {"t": task, "at": start},
+                )
+            today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+            await s.execute(
+                text(
+                    f"CREATE TABLE IF NOT EXISTS price_history_p{today:%Y%m%d} PARTITION OF "
+                    f"price_history FOR VALUES FROM ('{today.isoformat()}') "
+                    f"TO ('{(today + timedelta(days=1)).isoformat()}')"
+                )
+            )
+            await s.execute(text("DELETE FROM history_state"))
+            await s.execute(
+                text("INSERT INTO history_state VALUES (1, :at)"),
+                {"at": now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)},
+            )
+            # ... and the last days ahead not made yet: the pass makes them.
+            for ahead in range(10, 16):
+                day = today + timedelta(days=ahead)
+                await s.execute(text(f"DROP TABLE IF EXISTS price_history_p{day:%Y%m%d}"))
+        waits: list[float] = []
+        running = True
+
+        async def writer() -> None:
+            while running:
+                began = time.perf_counter()
+                async with db.session_scope() as s:
+                    await s.execute(
+                        text(
+                            "INSERT INTO price_history (task_id, lease_token, currency) "
+                            "VALUES (:t, gen_random_uuid(), 3)"
+                        ),
+                        {"t": task},
+                    )
+                waits.append(time.perf_counter() - began)
+                await asyncio.sleep(0.01)
+
+        writing = asyncio.create_task(writer())
+        await asyncio.sleep(0.2)
+        done = await maintain(db, now, Retention(raw=timedelta(days=14), hours_per_pass=1))
+        await asyncio.sleep(0.2)
+        running = False
+        await writing
+        assert done.partitions_dropped == 10 and done.partitions_created >= 4
+        assert len(waits) > 20 and max(waits) < 1.0, max(waits)
+    finally:
+        await db.dispose()
