@@ -18,6 +18,7 @@ from shared.steam._errors import (
     RateLimited,
     SteamError,
     Unavailable,
+    WrongCurrency,
     body_excerpt,
     looks_like_html,
 )
@@ -109,6 +110,7 @@ __all__ = [
     "UNREACHABLE",
     "USER_AGENT",
     "Unavailable",
+    "WrongCurrency",
     "UnknownCurrency",
     "WALLET_ID_OFFSET",
     "body_excerpt",

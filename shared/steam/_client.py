@@ -33,6 +33,7 @@ from shared.steam._errors import (
     RateLimited,
     SteamError,
     Unavailable,
+    WrongCurrency,
 )
 from shared.steam._item import Item, ListingFilter
 from shared.steam._prices import UnknownCurrency, currency_code
@@ -286,6 +287,13 @@ class SteamClient:
         calls = {"legacy": legacy, "new": new}
         try:
             return await calls[first]()
+        except WrongCurrency:
+            if first == self.family or not self.fallback:
+                raise
+            # Set aside for the other family, which cannot price this watch: back to the
+            # configured one at once, rather than fail the watch until the set-aside ends.
+            self._fallback_until = 0.0
+            return await calls[self.family]()
         except BadResponse as e:
             if not (e.is_html and self.fallback):
                 raise
@@ -294,7 +302,13 @@ class SteamClient:
             self._fallback_until = (
                 time.monotonic() + self.fallback_for if first == self.family else 0.0
             )
-            return await calls[other]()
+            try:
+                return await calls[other]()
+            except WrongCurrency:
+                # The other family cannot price this watch: do not stay on it (the first one
+                # may be back at the next check), and say what the first one answered.
+                self._fallback_until = 0.0
+                raise e from None
 
     # ---- legacy endpoints ---------------------------------------------------------------------
 
@@ -441,7 +455,7 @@ class SteamClient:
         """A price in another currency than the watch's cannot be judged against its limits."""
         if answered == item.currency:
             return
-        error = BadResponse(
+        error = WrongCurrency(
             endpoint=endpoint,
             reason=(
                 f"answered in {_code(answered)} ({answered}), the watch is in "

@@ -168,6 +168,11 @@ class BadResponse(SteamError):
         return f"{self._where()}: bad response{context}: {self.reason}; body: {self.excerpt!r}"
 
 
+class WrongCurrency(BadResponse):
+    """Raised when Steam priced an answer in another currency than the watch's (the new market
+    prices in the caller's region's currency): its amounts cannot be held against the limits."""
+
+
 class Unavailable(SteamError):
     """Raised when Steam cannot be reached or fails on its side (5xx, timeout, refused)."""
 

@@ -15,7 +15,7 @@ from shared.history import Retention, maintain
 from shared.history._partitions import partitions
 from tests.fixtures.tasks import add_tasks
 
-ROWS = 300_000
+ROWS = 200_000
 
 
 async def _task(db: Database) -> int:

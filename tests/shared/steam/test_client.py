@@ -400,3 +400,37 @@ async def test_credentials_never_appear_in_logs_or_errors(rig: Rig) -> None:
     assert "cooling down" in logged and "407" in logged  # the pool did log
     assert len(seen) == 9
     assert all(SECRET not in text for text in [logged, *seen])
+
+
+async def test_a_fallback_family_in_another_currency_is_not_kept(rig: Rig) -> None:
+    """The legacy family answers a page for a moment; the new market prices in the proxy's
+    region (CHF here), not the watch's EUR: the check fails with the legacy answer, and the
+    next check asks the legacy family again instead of the new one for ten minutes."""
+    async with rig.http.post(f"{rig.sim}/__sim/new-market", json={"region_currency": 4}) as r:
+        assert r.status == 200
+    await rig.fault(mode="html_error", endpoints=["priceoverview"], times=1)
+    client = rig.client(family="legacy")
+    with pytest.raises(BadResponse) as caught:
+        await client.price_overview(rig.item)
+    assert caught.value.is_html and caught.value.endpoint == "priceoverview"
+    assert client.current_family == "legacy"
+    overview = await client.price_overview(rig.item)  # the fault spent: legacy answers again
+    assert isinstance(overview, PriceOverview) and overview.currency == EUR
+
+
+async def test_while_set_aside_a_watch_the_other_family_cannot_price_goes_back_at_once(
+    rig: Rig,
+) -> None:
+    """Both families answered pages for a moment, so the legacy one is set aside for ten
+    minutes; once Steam is back, a EUR watch the new market prices in USD is asked through the
+    legacy family again at its next check instead of failing all that time."""
+    await rig.fault(mode="html_error", times=2)  # the legacy answer, then the new one
+    client = rig.client(family="legacy")
+    with pytest.raises(BadResponse):
+        await client.price_overview(rig.item)
+    async with rig.http.post(f"{rig.sim}/__sim/new-market", json={"region_currency": 1}) as r:
+        assert r.status == 200
+    assert client.current_family == "new"
+    overview = await client.price_overview(rig.item)
+    assert isinstance(overview, PriceOverview) and overview.currency == EUR
+    assert client.current_family == "legacy"
