@@ -48,6 +48,7 @@ SCENARIOS = [
     "notify",
     "api",
     "history",
+    "migration",
 ]
 VERSIONS = ["steamwatch", "dramatiq", "apscheduler", "sqlalchemy", "asyncpg", "redis", "aiohttp"]
 #: Application name of the benchmark's own connections: never counted as the system's.

@@ -3,7 +3,8 @@
 Safe with several watchdog replicas: the watermark row is locked ``FOR UPDATE SKIP LOCKED``, so
 one replica does a pass while the others skip it. Every step is bounded (hours rolled per pass,
 rows deleted per batch, batches per pass), so a pass never holds a lock the checks wait on for
-long: raw checks go in small batches by ``ctid``, each its own short transaction.
+long: whole days of raw checks go with their partition; the rest in small batches by ``ctid``,
+each its own short transaction.
 
 Nothing is deleted before it is rolled up: raw checks go only when they are past retention
 *and* before the watermark.
@@ -11,6 +12,7 @@ Nothing is deleted before it is rolled up: raw checks go only when they are past
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import Database
-from shared.history._partitions import keep_partitions
+from shared.history._partitions import PREFIX, keep_partitions, partitions
 
 ROLLED_HOURS = Counter(
     "steamwatch_history_rolled_up", "Hours of checks rolled up into price_rollups (one per hour)"
@@ -120,17 +122,30 @@ def _hour(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-# Rows are named by (tableoid, ctid): a ctid alone is only unique within one table, and
-# price_history is to be split into partitions.
-_DELETE_RAW = text(
-    """
-    DELETE FROM price_history WHERE (tableoid, ctid) IN (
-        SELECT tableoid, ctid FROM price_history
+# Raw checks past retention go in batches only where a whole day cannot go at once: the table
+# before it was partitioned (the first partition, from migration 0007, or the table itself on a
+# database not migrated yet). Daily partitions go whole once their day is past retention, so a
+# check is kept between RAW_DAYS and a day more. Deleting the expired minutes of a day partition
+# in batches would rewrite every check a second time, and each batch naming rows by (tableoid,
+# ctid) across partitions scans them all: at 5,000 watches, 100 million rows per batch.
+_DELETE_RAW = """
+    DELETE FROM {table} WHERE ctid = ANY(ARRAY(
+        SELECT ctid FROM {table}
         WHERE checked_at < least(CAST(:before AS timestamptz),
                                  (SELECT rolled_until FROM history_state WHERE id = 1))
-        LIMIT :batch)
-    """
-)
+        LIMIT :batch))
+"""
+_SAFE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+async def _batched_tables(db: Database) -> list[str]:
+    """The tables raw checks are deleted from in batches (see ``_DELETE_RAW``)."""
+    found = await partitions(db)
+    if found is None:
+        return ["price_history"]
+    return [p.name for p in found if not p.name.startswith(PREFIX) and _SAFE_NAME.match(p.name)]
+
+
 _DELETE_ROLLUPS = text(
     """
     DELETE FROM price_rollups WHERE ctid = ANY(ARRAY(
@@ -179,7 +194,14 @@ async def maintain(db: Database, now: datetime, retention: Retention = Retention
     # was partitioned) go in batches below, until it too can be dropped whole.
     parts = await keep_partitions(db, now, drop_before=min(now - retention.raw, rolled_until))
     batch, batches = retention.batch, retention.batches
-    raw = await _delete(db, _DELETE_RAW, {"before": now - retention.raw, "batch": batch}, batches)
+    raw = 0
+    for table in await _batched_tables(db):
+        raw += await _delete(
+            db,
+            text(_DELETE_RAW.format(table=table)),
+            {"before": now - retention.raw, "batch": batch},
+            batches,
+        )
     rollups = await _delete(
         db, _DELETE_ROLLUPS, {"before": now - retention.rollups, "batch": batch}, batches
     )

@@ -37,7 +37,7 @@ class HistoryError(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Point:
     """One bucket (or one raw check): when, how many checks, and the price over it."""
 
@@ -182,5 +182,8 @@ async def history(
     else:
         params["step"] = RESOLUTIONS[chosen]
         statement = _COARSE if RESOLUTIONS[chosen] >= HOUR else _FINE
-    rows = (await session.execute(statement, params)).mappings().all()
-    return History(task_id, chosen, since, until, [Point(**row) for row in rows])
+    # Every statement selects Point's fields in its order: rows become points by position
+    # (by name, through mappings, costs more than the query itself for 2,000 points).
+    result = await session.execute(statement, params)
+    points = [Point(*row) for row in result.tuples()]
+    return History(task_id, chosen, since, until, points)

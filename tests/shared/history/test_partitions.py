@@ -163,6 +163,53 @@ async def _upkeep_30_days_on(db: Database) -> None:
         )
 
 
+async def test_a_day_partition_goes_whole_never_a_row_at_a_time(
+    fresh_database: Callable[[], str],
+) -> None:
+    # Deleting a day's expired minutes row by row would write every check twice; the day waits
+    # until all of it is past retention and goes with its partition.
+    url = await asyncio.to_thread(fresh_database)
+    await asyncio.to_thread(migrate.upgrade, url=url)
+    db = Database.create(url=url, pool_size=2, max_overflow=0)
+    try:
+        task = await _task(db)
+        found = await partitions(db)
+        assert found is not None
+        day = min(p.upper for p in found if p.upper is not None) + timedelta(days=1)
+        async with db.session_scope() as s:
+            for at in (day + timedelta(hours=10), day + timedelta(hours=23)):
+                await s.execute(
+                    text(
+                        "INSERT INTO price_history (task_id, lease_token, checked_at, currency) "
+                        "VALUES (:t, gen_random_uuid(), :at, 3)"
+                    ),
+                    {"t": task, "at": at},
+                )
+            await s.execute(text("DELETE FROM history_state"))
+            await s.execute(
+                text("INSERT INTO history_state VALUES (1, :at)"), {"at": day + timedelta(days=20)}
+            )
+        keep = Retention(raw=timedelta(days=14), hours_per_pass=0)
+        # Half the day is past retention: nothing of it goes yet.
+        half = await maintain(db, day + timedelta(days=14, hours=12), keep)
+        name = f"price_history_p{day:%Y%m%d}"
+        assert half.deleted_raw == 0
+        assert name in {p.name for p in await partitions(db) or []}
+        assert await _count(db, "SELECT count(*) FROM price_history") == 2
+        # All of it is: the partition goes, and its checks with it.
+        whole = await maintain(db, day + timedelta(days=15, hours=1), keep)
+        assert whole.partitions_dropped >= 1 and whole.deleted_raw == 0
+        assert await _count(db, "SELECT count(*) FROM price_history") == 0
+        assert name not in {p.name for p in await partitions(db) or []}
+    finally:
+        await db.dispose()
+
+
+async def _count(db: Database, sql: str) -> int:
+    async with db.session_scope() as s:
+        return int((await s.execute(text(sql))).scalar_one())
+
+
 async def test_dropping_and_making_partitions_never_holds_a_check_up_for_a_second(
     fresh_database: Callable[[], str],
 ) -> None:
