@@ -185,6 +185,8 @@ class PriceRollup(Base):
     last: Mapped[int | None] = mapped_column(BigInteger)
     volume: Mapped[int | None] = mapped_column(Integer)
 
+    # The primary key's index also INCLUDEs every other column (migration 0008): a watch's
+    # hours are read from the index alone, side by side, not from a page per hour.
     __table_args__ = (Index("ix_price_rollups_hour", "hour"),)
 
 
