@@ -205,8 +205,8 @@ async def _days(
         out.append(
             {
                 "day": day + 1,
-                "raw_mb": round(raw / 2**20, 1),
-                "raw_index_mb": round(raw_index / 2**20, 1),
+                "raw_mb": round(float(raw) / 2**20, 1),
+                "raw_index_mb": round(float(raw_index) / 2**20, 1),
                 "partitions": parts,
                 "rollups_mb": round(rollups / 2**20, 1),
                 "rollups_index_mb": round(rollups_index / 2**20, 1),

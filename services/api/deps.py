@@ -43,7 +43,10 @@ async def session(request: Request) -> AsyncIterator[AsyncSession]:
         yield s
 
 
-SessionDep = Annotated[AsyncSession, Depends(session)]
+# scope="function": the unit of work commits when the route returns, before the response is
+# sent. FastAPI's default ("request") runs the exit after the response: a client told 204 could
+# still read the watch it deleted, and a commit that failed would follow a success sent.
+SessionDep = Annotated[AsyncSession, Depends(session, scope="function")]
 
 
 async def principal(request: Request, s: SessionDep) -> Principal:
