@@ -185,5 +185,5 @@ async def history(
     # Every statement selects Point's fields in its order: rows become points by position
     # (by name, through mappings, costs more than the query itself for 2,000 points).
     result = await session.execute(statement, params)
-    points = [Point(*row) for row in result.tuples()]
+    points = [Point(*row) for row in result]
     return History(task_id, chosen, since, until, points)
