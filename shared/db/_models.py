@@ -159,7 +159,13 @@ class PriceSnapshot(Base):
     # fetcher writes it in the transaction that releases the lease, and only if that release
     # succeeds.
     __table_args__ = (
-        Index("ix_price_history_task_time", "task_id", "checked_at"),
+        # Covering (migration 0009): a watch's day of prices is read from the index alone.
+        Index(
+            "ix_price_history_task_time",
+            "task_id",
+            "checked_at",
+            postgresql_include=["lowest_price", "volume"],
+        ),
         {"postgresql_partition_by": "RANGE (checked_at)"},
     )
 

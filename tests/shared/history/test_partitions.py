@@ -7,13 +7,16 @@ import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import Database, migrate
-from shared.history import Retention, maintain
+from shared.history import POINTS_MAX, Retention, history, maintain
 from shared.history._partitions import partitions
-from tests.fixtures.tasks import add_tasks
+from shared.history._query import _RAW
+from tests.fixtures.tasks import add_tasks, insert_tasks, task_rows
 
 ROWS = 200_000
 
@@ -112,6 +115,9 @@ async def test_the_migration_keeps_every_row_and_inserts_go_on_during_it(
         found = await partitions(db)
         assert found is not None and "price_history_before" in {p.name for p in found}
         assert len(found) == 1 + 15  # the table before, and today's cutover plus 14 days
+        # 0009: one (task_id, checked_at) index, valid, carrying the price on every partition.
+        assert await _parent_indexes(db) == [("ix_price_history_task_time", True)]
+        assert await _uncovered(db) == []
     finally:
         await db.dispose()
 
@@ -152,15 +158,10 @@ async def _upkeep_30_days_on(db: Database) -> None:
     oldest = min(p.upper for p in after if p.upper is not None)
     assert oldest > later - timedelta(days=21)
     assert done.partitions_created == 15  # the days from "today" (30 days on) to 14 after
+    assert await _uncovered(db) == []  # days made later get the covering index too
     # A check today (30 days on) has a partition to land in.
     async with db.session_scope() as s:
-        await s.execute(
-            text(
-                "INSERT INTO price_history (task_id, lease_token, checked_at, currency) "
-                "VALUES (:t, gen_random_uuid(), :at, 3)"
-            ),
-            {"t": task, "at": later},
-        )
+        await _check_at(s, task, later)
 
 
 async def test_a_day_partition_goes_whole_never_a_row_at_a_time(
@@ -178,13 +179,7 @@ async def test_a_day_partition_goes_whole_never_a_row_at_a_time(
         day = min(p.upper for p in found if p.upper is not None) + timedelta(days=1)
         async with db.session_scope() as s:
             for at in (day + timedelta(hours=10), day + timedelta(hours=23)):
-                await s.execute(
-                    text(
-                        "INSERT INTO price_history (task_id, lease_token, checked_at, currency) "
-                        "VALUES (:t, gen_random_uuid(), :at, 3)"
-                    ),
-                    {"t": task, "at": at},
-                )
+                await _check_at(s, task, at)
             await s.execute(text("DELETE FROM history_state"))
             await s.execute(
                 text("INSERT INTO history_state VALUES (1, :at)"), {"at": day + timedelta(days=20)}
@@ -203,6 +198,43 @@ async def test_a_day_partition_goes_whole_never_a_row_at_a_time(
         assert name not in {p.name for p in await partitions(db) or []}
     finally:
         await db.dispose()
+
+
+async def _check_at(s: AsyncSession, task: int, at: datetime) -> None:
+    await s.execute(
+        text(
+            "INSERT INTO price_history (task_id, lease_token, checked_at, currency) "
+            "VALUES (:t, gen_random_uuid(), :at, 3)"
+        ),
+        {"t": task, "at": at},
+    )
+
+
+# Partitions of price_history whose (task_id, checked_at) index does not carry the price.
+_UNCOVERED = """
+    SELECT c.relname FROM pg_inherits p JOIN pg_class c ON c.oid = p.inhrelid
+    WHERE p.inhparent = 'price_history'::regclass AND NOT EXISTS (
+        SELECT 1 FROM pg_indexes i WHERE i.tablename = c.relname
+          AND i.indexdef LIKE '%(task_id, checked_at) INCLUDE (lowest_price, volume)')
+    ORDER BY 1
+"""
+
+
+async def _uncovered(db: Database) -> list[str]:
+    async with db.session_scope() as s:
+        return list((await s.execute(text(_UNCOVERED))).scalars())
+
+
+async def _parent_indexes(db: Database) -> list[tuple[str, bool]]:
+    async with db.session_scope() as s:
+        rows = await s.execute(
+            text(
+                "SELECT c.relname, x.indisvalid FROM pg_index x "
+                "JOIN pg_class c ON c.oid = x.indexrelid "
+                "WHERE x.indrelid = 'price_history'::regclass ORDER BY 1"
+            )
+        )
+        return [(name, valid) for name, valid in rows]
 
 
 async def _count(db: Database, sql: str) -> int:
@@ -286,5 +318,55 @@ async def test_dropping_and_making_partitions_never_holds_a_check_up_for_a_secon
         await writing
         assert done.partitions_dropped == 10 and done.partitions_created >= 4
         assert len(waits) > 20 and max(waits) < 1.0, max(waits)
+    finally:
+        await db.dispose()
+
+
+def _scans(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """The plan's leaf nodes (the scans), depth first."""
+    children = plan.get("Plans", [])
+    return [scan for child in children for scan in _scans(child)] if children else [plan]
+
+
+async def test_a_watch_s_day_is_read_from_the_index_alone(
+    fresh_database: Callable[[], str],
+) -> None:
+    """Issue 18 (migration 0009): checks are written time-major, so a watch's day lies on a
+    page per check; the query reads it from the covering index, not the table."""
+    url = await asyncio.to_thread(fresh_database)
+    await asyncio.to_thread(migrate.upgrade, url=url)
+    db = Database.create(url=url, pool_size=2, max_overflow=0)
+    try:
+        tasks = await insert_tasks(db, task_rows(30))
+        now = datetime.now(UTC)
+        async with db.session_scope() as s:
+            await s.execute(
+                text(
+                    "INSERT INTO price_history (task_id, lease_token, checked_at, currency, "
+                    "lowest_price, volume) "
+                    "SELECT t, gen_random_uuid(), CAST(:now AS timestamptz) - make_interval("
+                    "mins => m), 1, 100 + m % 7, m FROM generate_series(1, 1440) m, "
+                    "unnest(CAST(:tasks AS bigint[])) t ORDER BY m DESC, t"
+                ),
+                {"now": now, "tasks": tasks},
+            )
+        async with db.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text("VACUUM (ANALYZE) price_history"))
+        task = tasks[len(tasks) // 2]
+        since, until = now - timedelta(days=1), now + timedelta(minutes=1)
+        async with db.session_scope() as s:
+            got = await history(s, task_id=task, interval=60, since=since, until=until)
+            [[plan]] = (
+                await s.execute(
+                    text(f"EXPLAIN (ANALYZE, FORMAT JSON) {_RAW.text}"),
+                    {"task": task, "since": since, "until": until, "points": POINTS_MAX},
+                )
+            ).one()
+        assert got.resolution == "raw" and len(got.points) == 1440
+        assert [p.volume for p in got.points[:3]] == [1440, 1439, 1438]
+        scans = [scan for scan in _scans(plan["Plan"]) if scan.get("Actual Loops")]
+        assert scans and {scan["Node Type"] for scan in scans} == {"Index Only Scan"}, scans
+        assert sum(scan["Heap Fetches"] for scan in scans) == 0
     finally:
         await db.dispose()
