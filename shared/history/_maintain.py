@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import Database
-from shared.history._partitions import PREFIX, keep_partitions, partitions
+from shared.history._partitions import PREFIX, Partition, keep_partitions
 
 ROLLED_HOURS = Counter(
     "steamwatch_history_rolled_up", "Hours of checks rolled up into price_rollups (one per hour)"
@@ -138,9 +138,9 @@ _DELETE_RAW = """
 _SAFE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
-async def _batched_tables(db: Database) -> list[str]:
-    """The tables raw checks are deleted from in batches (see ``_DELETE_RAW``)."""
-    found = await partitions(db)
+def _batched_tables(found: list[Partition] | None) -> list[str]:
+    """The tables raw checks are deleted from in batches (see ``_DELETE_RAW``), of
+    price_history's partitions (None: not partitioned)."""
     if found is None:
         return ["price_history"]
     return [p.name for p in found if not p.name.startswith(PREFIX) and _SAFE_NAME.match(p.name)]
@@ -195,7 +195,7 @@ async def maintain(db: Database, now: datetime, retention: Retention = Retention
     parts = await keep_partitions(db, now, drop_before=min(now - retention.raw, rolled_until))
     batch, batches = retention.batch, retention.batches
     raw = 0
-    for table in await _batched_tables(db):
+    for table in _batched_tables(parts.remaining):
         raw += await _delete(
             db,
             text(_DELETE_RAW.format(table=table)),

@@ -57,6 +57,8 @@ class Partition:
 class PartitionWork:
     created: int = 0
     dropped: int = 0
+    # The partitions after the pass; None when price_history is not partitioned.
+    remaining: list[Partition] | None = None
 
 
 def _parse(row: tuple[str, str | None, bool | None]) -> Partition:
@@ -95,7 +97,7 @@ async def keep_partitions(
     today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     last = max((p.upper for p in remaining if p.upper is not None), default=today)
     DAYS_READY.set(max(0, (last - today).days - 1))
-    return PartitionWork(created=created, dropped=dropped)
+    return PartitionWork(created=created, dropped=dropped, remaining=remaining)
 
 
 async def _create_ahead(db: Database, now: datetime, found: list[Partition], ahead: int) -> int:
