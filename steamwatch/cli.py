@@ -122,10 +122,12 @@ def run(service: str) -> None:
             f"run {service}: set STEAMWATCH_DATABASE_URL and STEAMWATCH_REDIS_URL "
             "(or use `steamwatch dev`, which starts embedded stores)"
         )
-    if service in ("fetcher", "publisher"):
+    if service == "fetcher":
         _exec_dramatiq(service, settings)
     if service == "scheduler":
         from services.scheduler.main import main as service_main
+    elif service == "publisher":
+        from services.publisher.main import main as service_main
     elif service == "notifier":
         from services.notifier.main import main as service_main
     elif service == "api":

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import redis.asyncio
 from sqlalchemy import text
 
-from shared.bus import CHECKS_QUEUE, RESULTS_QUEUE
+from shared.bus import CHECKS_QUEUE
 from shared.bus.queues import all_queue_stats
 from shared.db import Database
 from shared.runtime import async_client
@@ -35,7 +35,8 @@ _STATUS = text(
       (SELECT count(*) FROM deliveries WHERE status = 'sent'
         AND sent_at > now() - interval '1 minute') AS sent,
       (SELECT count(*) FROM deliveries WHERE status IN ('pending', 'sending')) AS waiting,
-      (SELECT count(*) FROM deliveries WHERE status = 'dead') AS dead_letters
+      (SELECT count(*) FROM deliveries WHERE status = 'dead') AS dead_letters,
+      (SELECT count(*) FROM event_outbox) AS outbox
     """
 )
 
@@ -95,7 +96,7 @@ async def status_line(db: Database, client: redis.asyncio.Redis) -> str:
         # both, so the line says which; failing watches are counted beside it.
         f"status: {row.checks} successful checks/min, watches: {row.failing} failing, "
         f"{row.stalled} stalled, {row.failed} failed; queues checks={queues[CHECKS_QUEUE].ready} "
-        f"results={queues[RESULTS_QUEUE].ready} dead={dead}, lag {float(row.lag):.1f}s; "
+        f"dead={dead}, lag {float(row.lag):.1f}s; events waiting in the outbox {row.outbox}; "
         f"notifications: {row.sent} sent/min, {row.waiting} waiting, {row.dead_letters} gave up"
     )
 

@@ -169,7 +169,7 @@ print(json.dumps({{
     assert len(seen["children"]) == 1  # one OS thread: the main one
 
 
-@pytest.mark.parametrize("service", ["fetcher", "publisher"])
+@pytest.mark.parametrize("service", ["fetcher"])
 def test_the_health_fork_imports_nothing_of_its_service(service: str) -> None:
     """The fork serving a dramatiq service's health is one of its processes: its memory counts.
 

@@ -61,8 +61,6 @@ async def run(bench: Bench) -> dict[str, Any]:
         "cpu_ms_per_check": checks_cpu,
         "fetcher_processes": settings.fetcher_processes,
         "fetcher_threads": settings.fetcher_threads,
-        "publisher_processes": settings.publisher_processes,
-        "publisher_threads": settings.publisher_threads,
     }
 
 

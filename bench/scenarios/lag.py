@@ -68,7 +68,7 @@ async def run(bench: Bench) -> dict[str, Any]:
         bench.redis_url,
         {
             "fetcher": settings.fetcher_processes,
-            "publisher": settings.publisher_processes,
+            "publisher": 1,
             "scheduler": 1,
             "watchdog": 1,
         },

@@ -1,25 +1,43 @@
-"""One check: load the task, ask Steam, store the answer, move the task on, tell the publisher.
+"""One check: load the task, ask Steam, judge the answer, store it, move the task on, and tell
+the owner.
 
 One ``session_scope()`` per message. The session gives its connection back while Steam
 answers (a check may take seconds; a connection held meanwhile would starve the pool), and
-every write is conditional on the lease, so a stale or duplicate message changes nothing.
+every write is conditional on the lease, so a stale or duplicate message changes nothing: its
+judgment and its events vanish with it. Events are written to the outbox in the check's
+transaction and published right after its commit (see :mod:`shared.alerts`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import dramatiq
+import redis.asyncio
 import structlog
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.fetcher.metrics import CHECKS, TRANSITIONS
-from shared.alerts import ConditionError, NewListingCondition, parse_conditions
-from shared.bus import CheckMessage, ResultMessage, send_result
+from services.fetcher.metrics import CHECKS, EVENTS, SENT, TRANSITIONS
+from shared.alerts import (
+    ConditionError,
+    Event,
+    Judgment,
+    NewListingCondition,
+    NotJudged,
+    Sent,
+    Watch,
+    judge,
+    parse_conditions,
+    recovered,
+    remember_listings,
+    send_staged,
+    stage,
+)
+from shared.bus import CheckMessage
 from shared.db import Database, PriceSnapshot, Task
 from shared.observability import redact_text
 from shared.steam import (
@@ -34,25 +52,31 @@ from shared.steam import (
     SteamClient,
     SteamError,
 )
-from shared.tasks import Backoff, defer, release_failure, release_success
+from shared.tasks import (
+    Backoff,
+    defer,
+    release_failure,
+    release_success,
+    transition_events,
+)
 
 log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
 class Fetcher:
-    """What a check needs from its process: the pools, the Steam client, the broker."""
+    """What a check needs from its process: the pools and the Steam client."""
 
     db: Database
+    redis: redis.asyncio.Redis
     steam: SteamClient
-    broker: dramatiq.Broker
     backoff: Backoff = Backoff()
     # True once this worker is shutting down (its HTTP session may close under a check).
     stopping: Callable[[], bool] = lambda: False
 
 
 async def fetch(
-    steam: SteamClient, kind: str, item: Item, conditions: dict[str, Any] | None = None
+    steam: SteamClient, kind: str, item: Item, conditions: Mapping[str, Any] | None = None
 ) -> Result:
     if kind == "lowest_price":
         return await steam.price_overview(item)
@@ -61,7 +85,7 @@ async def fetch(
     return await steam.order_book(item)
 
 
-def listing_filter(conditions: dict[str, Any], currency: int) -> ListingFilter:
+def listing_filter(conditions: Mapping[str, Any], currency: int) -> ListingFilter:
     """A listings watch's conditions as Steam's server-side filter (none if they do not parse:
     the publisher reports bad conditions, the check still looks)."""
     try:
@@ -111,8 +135,25 @@ def snapshot_row(
     return row
 
 
-async def check_task(fetcher: Fetcher, message: CheckMessage) -> ResultMessage | None:
-    """Run one check; returns what was sent to the publisher, or None if the message was dropped."""
+@dataclass(frozen=True)
+class Checked:
+    """What one check did: its outcome, the events it raised and what became of them."""
+
+    outcome: str  # ok | error
+    events: tuple[Event, ...] = ()
+    sent: Sent = Sent()
+    recovered: bool = False
+    became_stalled: bool = False
+    became_failed: bool = False
+
+
+async def check_task(fetcher: Fetcher, message: CheckMessage) -> Checked | None:
+    """Run one check and tell its owner what it means; None if the message was dropped.
+
+    The check's row, the watch's release, its judged condition state, the listings it
+    announced and its events (in the outbox) commit in one transaction, conditional on the
+    lease; the events are published right after the commit.
+    """
     token = message.lease_token
     async with fetcher.db.session_scope() as session:
         task = (await session.execute(_LOAD, {"task_id": message.task_id})).one_or_none()
@@ -122,8 +163,15 @@ async def check_task(fetcher: Fetcher, message: CheckMessage) -> ResultMessage |
             CHECKS.labels(outcome=f"dropped_{why}").inc()
             return None
         assert task is not None
-        item = Item(task.appid, task.market_hash_name, task.currency)
-        kind, task_id = task.kind, task.id
+        watch = Watch(
+            task_id=task.id,
+            owner=task.owner,
+            kind=task.kind,
+            item=Item(task.appid, task.market_hash_name, task.currency),
+            conditions=task.conditions,
+            condition_state=task.condition_state,
+        )
+        task_id = watch.task_id
         # Give the connection back while Steam answers.
         await session.commit()
 
@@ -131,7 +179,7 @@ async def check_task(fetcher: Fetcher, message: CheckMessage) -> ResultMessage |
         error: str | None = None
         missing: ItemNotFound | None = None
         try:
-            result = await fetch(fetcher.steam, kind, item, task.conditions)
+            result = await fetch(fetcher.steam, watch.kind, watch.item, watch.conditions)
         except ProxyPoolExhausted as e:
             next_check = await defer(session, task_id=task_id, token=token, at=e.retry_at)
             CHECKS.labels(outcome="deferred").inc()
@@ -156,72 +204,124 @@ async def check_task(fetcher: Fetcher, message: CheckMessage) -> ResultMessage |
 
         checked_at = datetime.now(UTC)
         if result is not None:
-            success = await release_success(session, task_id=task_id, token=token)
-            if success is None:
-                CHECKS.labels(outcome="dropped_stale").inc()
-                return None
-            await session.execute(_STORE, snapshot_row(task_id, message, item.currency, result))
-            CHECKS.labels(outcome="ok").inc()
-            if success.recovered:
-                TRANSITIONS.labels(to="recovered").inc()
-                log.info("task recovered", task_id=task_id, reason=message.reason)
-            reply = ResultMessage(
-                task_id=task_id,
-                lease_token=token,
-                checked_at=checked_at,
-                outcome="ok",
-                result=result,
-                recovered=success.recovered,
-            )
+            checked = await _succeeded(session, watch, message, result, checked_at)
         else:
             assert error is not None
-            failure = await release_failure(
+            checked = await _failed(
                 session,
-                task_id=task_id,
-                token=token,
-                error=error,
-                backoff=fetcher.backoff,
+                fetcher,
+                watch,
+                message,
+                error,
+                checked_at,
                 permanent=missing is not None and missing.confirmed,
             )
-            if failure is None:
-                CHECKS.labels(outcome="dropped_stale").inc()
-                return None
-            CHECKS.labels(outcome="error").inc()
-            log.warning(
-                "check failed",
-                task_id=task_id,
-                error=error,
-                consecutive_errors=failure.consecutive_errors,
-                recovery_attempts=failure.recovery_attempts,
-                status=failure.status,
-                next_check=failure.next_check.isoformat(),
-            )
-            if failure.became_stalled or failure.became_failed:
-                TRANSITIONS.labels(to=failure.status).inc()
-                log.error(
-                    "task stalled" if failure.became_stalled else "task failed",
-                    task_id=task_id,
-                    error=error,
-                    recovery_attempts=failure.recovery_attempts,
-                )
-            reply = ResultMessage(
-                task_id=task_id,
-                lease_token=token,
-                checked_at=checked_at,
-                outcome="error",
-                error=error[:500],
-                became_stalled=failure.became_stalled,
-                became_failed=failure.became_failed,
-            )
-    # Sent once the row is committed: the publisher never sees a check that did not happen.
-    send_result(fetcher.broker, reply)
-    return reply
+        if checked is None:  # the lease moved on while Steam answered: nothing written
+            log.info("check dropped", task_id=task_id, reason="stale", when="release")
+            CHECKS.labels(outcome="dropped_stale").inc()
+            return None
+        staged = await stage(session, checked.events)
+    # Committed: the events are safe in the outbox; publish them now (the publisher sends what
+    # this could not).
+    sent = await send_staged(fetcher.db, fetcher.redis, staged)
+    for event in checked.events:
+        EVENTS.labels(kind=event.kind).inc()
+    SENT.labels(outcome="published").inc(sent.published)
+    SENT.labels(outcome="duplicate").inc(sent.duplicates)
+    SENT.labels(outcome="left").inc(sent.left)
+    return replace(checked, sent=sent)
+
+
+async def _succeeded(
+    session: AsyncSession,
+    watch: Watch,
+    message: CheckMessage,
+    result: Result,
+    checked_at: datetime,
+) -> Checked | None:
+    token = message.lease_token
+    judgment: Judgment | None = None
+    try:
+        judgment = await judge(session, watch, result, lease_token=token, at=checked_at)
+    except NotJudged as e:
+        log.error("result not judged", task_id=watch.task_id, problem=str(e))
+        CHECKS.labels(outcome="not_judged").inc()
+    success = await release_success(
+        session,
+        task_id=watch.task_id,
+        token=token,
+        state=None if judgment is None else judgment.state,
+        conditions=watch.conditions,
+    )
+    if success is None:
+        return None
+    await session.execute(_STORE, snapshot_row(watch.task_id, message, watch.item.currency, result))
+    CHECKS.labels(outcome="ok").inc()
+    events: list[Event] = []
+    if success.recovered:
+        TRANSITIONS.labels(to="recovered").inc()
+        log.info("task recovered", task_id=watch.task_id, reason=message.reason)
+        events.append(recovered(watch, lease_token=token, at=checked_at))
+    if judgment is not None and success.judged:
+        await remember_listings(session, watch.task_id, judgment)
+        if success.live:  # not paused (or deleted) while Steam answered
+            events += judgment.events
+    return Checked("ok", tuple(events), recovered=success.recovered)
+
+
+async def _failed(
+    session: AsyncSession,
+    fetcher: Fetcher,
+    watch: Watch,
+    message: CheckMessage,
+    error: str,
+    checked_at: datetime,
+    *,
+    permanent: bool,
+) -> Checked | None:
+    token = message.lease_token
+    failure = await release_failure(
+        session,
+        task_id=watch.task_id,
+        token=token,
+        error=error,
+        backoff=fetcher.backoff,
+        permanent=permanent,
+    )
+    if failure is None:
+        return None
+    CHECKS.labels(outcome="error").inc()
+    log.warning(
+        "check failed",
+        task_id=watch.task_id,
+        error=error,
+        consecutive_errors=failure.consecutive_errors,
+        recovery_attempts=failure.recovery_attempts,
+        status=failure.status,
+        next_check=failure.next_check.isoformat(),
+    )
+    events = transition_events(watch, failure, lease_token=token, at=checked_at, error=error)
+    if failure.became_stalled or failure.became_failed:
+        TRANSITIONS.labels(to=failure.status).inc()
+        log.error(
+            "task stalled" if failure.became_stalled else "task failed",
+            task_id=watch.task_id,
+            error=error,
+            recovery_attempts=failure.recovery_attempts,
+        )
+    return Checked(
+        "error",
+        events,
+        became_stalled=failure.became_stalled,
+        became_failed=failure.became_failed,
+    )
 
 
 # Plain statements, built once: a check runs these two thousands of times a minute, and the
 # ORM's identity map and per-call statement building cost more than the queries themselves.
 _LOAD = select(
     Task.id,
+    Task.owner,
     Task.is_active,
     Task.status,
     Task.lease_token,
@@ -230,6 +330,7 @@ _LOAD = select(
     Task.currency,
     Task.kind,
     Task.conditions,
+    Task.condition_state,
 ).where(Task.id == bindparam("task_id"))
 _STORE = insert(PriceSnapshot)  # once: only after release_success held the lease
 

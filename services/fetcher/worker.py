@@ -50,8 +50,8 @@ def build(
     async def check(message: CheckMessage) -> None:
         fetcher = Fetcher(
             db=resources.pools.db,
+            redis=resources.pools.redis,
             steam=steam.client,
-            broker=broker,
             backoff=backoff,
             stopping=lambda: steam.stopping,
         )

@@ -1,23 +1,25 @@
-"""The publisher's own metrics, counted where a result is judged (``publish.py``)."""
+"""The publisher's own metrics, counted where the outbox is drained (``service.py``)."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
-from shared.alerts import EVENT_KINDS
-
-RESULTS = Counter("steamwatch_results", "Results judged by outcome", ["outcome"])
-EVENTS = Counter("steamwatch_events_published", "Events published, by kind", ["kind"])
-DUPLICATES = Counter(
-    "steamwatch_events_duplicates_suppressed",
-    "Events not published again: their id was published already (a redelivery)",
+SENT = Counter(
+    "steamwatch_outbox_events_sent",
+    "Events sent from the outbox: published, or duplicate (published already by their check)",
+    ["outcome"],
 )
-OUTCOMES = ("dropped_gone", "dropped_inactive", "dropped_malformed", "stale_result", "not_judged")
+FAILURES = Counter(
+    "steamwatch_outbox_drain_failures",
+    "Publisher passes that could not drain the outbox (PostgreSQL or Redis away)",
+)
+WAITING = Gauge("steamwatch_outbox_events", "Events waiting in the outbox")
+OLDEST = Gauge(
+    "steamwatch_outbox_oldest_age_seconds", "Age of the oldest event in the outbox (0 when empty)"
+)
 
 
 def seed() -> None:
     """Every known series exists from the start, at 0."""
-    for kind in sorted(EVENT_KINDS):
-        EVENTS.labels(kind=kind)
-    for outcome in OUTCOMES:
-        RESULTS.labels(outcome=outcome)
+    for outcome in ("published", "duplicate"):
+        SENT.labels(outcome=outcome)

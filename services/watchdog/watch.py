@@ -11,9 +11,6 @@ Each pass, in one ``session_scope()``:
 4. overdue tasks (active, unleased, due longer ago than the grace period: the scheduler is down
    or held back): claimed and sent like the scheduler would.
 
-Before those, results a dead publisher worker held are put back on their queue (see
-:mod:`services.watchdog.orphans`): they have no lease to expire, so nothing else would.
-
 Every decision is made by a conditional statement on the row as it is now, so a task changed
 by its owner a moment ago is never revived, and two watchdogs never repair the same row twice.
 Messages go out after the commit; one that cannot be sent leaves a lease that expires and is
@@ -35,8 +32,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.watchdog.orphans import QUEUES as ORPHAN_QUEUES
-from services.watchdog.orphans import Requeued, requeue_orphans
+from shared.alerts import Event, stage
 from shared.bus import (
     CHECK_ACTOR,
     CHECKS_QUEUE,
@@ -44,12 +40,10 @@ from shared.bus import (
     RESULTS_QUEUE,
     BadMessage,
     CheckMessage,
-    ResultMessage,
     deadletters,
     queue_key,
     queues,
     send_check,
-    send_result,
 )
 from shared.bus.deadletters import DeadLetter
 from shared.history import Maintenance, Retention, maintain
@@ -64,6 +58,8 @@ from shared.tasks import (
     reclaim_expired,
     release_dead_letter,
     release_failure,
+    transition_events,
+    watch_of,
 )
 
 log = structlog.get_logger(__name__)
@@ -84,11 +80,6 @@ DEAD_DROPPED = Counter(
 GAVE_UP = Counter(
     "steamwatch_watchdog_dead_letter_failures",
     "Dead-lettered checks re-sent too often, recorded as failed checks of their task",
-)
-ORPHANS = Counter(
-    "steamwatch_watchdog_orphans_requeued",
-    "Messages a dead worker held, put back on their queue, by queue",
-    ["queue"],
 )
 SEND_FAILURES = Counter("steamwatch_watchdog_send_failures", "Messages the watchdog could not send")
 HELD_BACK = Counter("steamwatch_watchdog_backpressure", "Passes that sent less for a deep queue")
@@ -117,8 +108,6 @@ PASS_SECONDS = Histogram(
 
 for _reason in REASONS:  # every series from the start, at 0
     RESENT.labels(reason=_reason)
-for _queue in ORPHAN_QUEUES:
-    ORPHANS.labels(queue=_queue)
 
 
 @dataclass(frozen=True)
@@ -152,11 +141,10 @@ class Report:
     sends: list[Send] = field(default_factory=list)
     released: list[Lease] = field(default_factory=list)
     dropped: list[Dropped] = field(default_factory=list)
-    failures: list[ResultMessage] = field(default_factory=list)  # dead letters given up on
+    failures: list[Event] = field(default_factory=list)  # of dead letters given up on
     stalled: int = 0
     tasks: dict[str, int] = field(default_factory=dict)  # by status
     dead_letters: dict[str, int] = field(default_factory=dict)
-    orphans: list[Requeued] = field(default_factory=list)  # results of dead workers requeued
     held_back: bool = False
     history: Maintenance | None = None  # the pass's history upkeep; None if it failed
 
@@ -179,16 +167,6 @@ class Watchdog:
     async def run_pass(self, pools: Pools) -> Report:
         started = time.perf_counter()
         report = Report()
-        report.orphans = await requeue_orphans(pools.redis, silent_for=self.lease_seconds)
-        for orphans in report.orphans:  # said now: the rest of the pass may fail (a store down)
-            ORPHANS.labels(queue=orphans.queue).inc(orphans.count)
-            log.warning(
-                "orphaned results requeued",
-                queue=orphans.queue,
-                count=orphans.count,
-                worker=orphans.worker,
-                silent_for=self.lease_seconds,
-            )
         depth = int(await pools.redis.llen(queue_key(CHECKS_QUEUE)))
         room = self.high_water - depth
         if room < self.batch:
@@ -356,17 +334,13 @@ class Watchdog:
         if failure is None:
             return "superseded", f"re-sent {requeues} times already; its lease moved on since"
         GAVE_UP.inc()
-        report.failures.append(
-            ResultMessage(
-                task_id=check.task_id,
-                lease_token=check.lease_token,
-                checked_at=datetime.now(UTC),
-                outcome="error",
-                error=error[:500],
-                became_stalled=failure.became_stalled,
-                became_failed=failure.became_failed,
+        watch = await watch_of(session, check.task_id)
+        if watch is not None:  # its owner hears it stalled or failed, with the pass's commit
+            events = transition_events(
+                watch, failure, lease_token=check.lease_token, at=datetime.now(UTC), error=error
             )
-        )
+            await stage(session, events)
+            report.failures += events
         return "requeued_too_often", (
             f"re-sent {requeues} times already; recorded as a failed check ({failure.status})"
         )
@@ -386,12 +360,6 @@ class Watchdog:
                 log.exception("could not send a check", task_id=send.task_id, reason=send.reason)
             else:
                 RESENT.labels(reason=send.reason).inc()
-        for result in report.failures:
-            try:
-                send_result(self.broker, result)
-            except Exception:
-                SEND_FAILURES.inc()
-                log.exception("could not send a failure result", task_id=result.task_id)
 
     def _record(self, report: Report) -> None:
         """Log what the pass did, with task ids, and count releases and drops in the metrics."""

@@ -172,6 +172,20 @@ return added
 """
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """An event ready to fan out: its id, whose it is, and its JSON as consumers read it."""
+
+    event_id: str
+    task_id: int
+    owner: str
+    body: str
+
+    @classmethod
+    def of(cls, event: Event) -> Outgoing:
+        return cls(event.id, event.task_id, event.owner, event.to_json())
+
+
 async def publish(
     redis: Redis,
     events: Sequence[Event],
@@ -181,26 +195,44 @@ async def publish(
     dedupe_ttl: int = 7 * 86400,
 ) -> list[Event]:
     """Append each event to the stream and both channels unless its id was published already."""
+    sent = await fan_out(
+        redis,
+        [Outgoing.of(event) for event in events],
+        stream=stream,
+        maxlen=maxlen,
+        dedupe_ttl=dedupe_ttl,
+    )
+    return [event for event, new in zip(events, sent, strict=True) if new]
+
+
+async def fan_out(
+    redis: Redis,
+    events: Sequence[Outgoing],
+    *,
+    stream: str = EVENTS_STREAM,
+    maxlen: int = 100_000,
+    dedupe_ttl: int = 7 * 86400,
+) -> list[bool]:
+    """Publish each event unless its id was published already; True where it was new."""
     if not events:
         return []
     script = redis.register_script(_PUBLISH)
     # One round trip for the batch; each script still runs atomically on its own.
     async with redis.pipeline(transaction=False) as pipe:
         for event in events:
-            body = event.to_json()
             await script(
-                keys=[SEEN_PREFIX + event.id, stream],
+                keys=[SEEN_PREFIX + event.event_id, stream],
                 args=[
                     dedupe_ttl,
                     maxlen,
-                    body,
+                    event.body,
                     task_channel(event.task_id),
                     owner_channel(event.owner),
                 ],
                 client=pipe,
             )
         replies = await pipe.execute()
-    return [event for event, reply in zip(events, replies, strict=True) if reply is not None]
+    return [reply is not None for reply in replies]
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,8 @@ from shared.bus._messages import (
     REQUEUES_OPTION,
     BadMessage,
     CheckMessage,
-    Outcome,
-    ResultMessage,
     guarded,
     send_check,
-    send_result,
 )
 from shared.bus._worker import (
     WorkerHeartbeat,
@@ -55,11 +52,9 @@ __all__ = [
     "HandBack",
     "MessageMetrics",
     "NAMESPACE",
-    "Outcome",
     "REQUEUES_OPTION",
     "RESULTS_QUEUE",
     "RESULT_ACTOR",
-    "ResultMessage",
     "UNDECODABLE",
     "WorkerHeartbeat",
     "WorkerResources",
@@ -78,7 +73,6 @@ __all__ = [
     "queue_key",
     "queues",
     "send_check",
-    "send_result",
     "setup_worker",
     "worker_spec",
 ]

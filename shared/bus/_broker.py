@@ -33,8 +33,11 @@ from shared.bus._keys import NAMESPACE, acks_key, messages_key
 from shared.runtime import sync_client
 
 CHECKS_QUEUE = "checks"
-RESULTS_QUEUE = "results"
 CHECK_ACTOR = "check_task"
+# Results rode this queue to the publisher until events went through the outbox (migration
+# 0010). Nothing sends to it now; the queue tools still show it, so messages an upgrade left
+# there are seen and purged (the watchdog drops its dead letters: the next check supersedes).
+RESULTS_QUEUE = "results"
 RESULT_ACTOR = "publish_result"
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 import dramatiq
@@ -19,10 +18,8 @@ from dramatiq.middleware import CurrentMessage
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.bus._broker import CHECK_ACTOR, CHECKS_QUEUE, RESULT_ACTOR, RESULTS_QUEUE
-from shared.steam import Result
+from shared.bus._broker import CHECK_ACTOR, CHECKS_QUEUE
 
-Outcome = Literal["ok", "error"]
 M = TypeVar("M", bound="_Message")
 log = structlog.get_logger(__name__)
 
@@ -58,20 +55,6 @@ class CheckMessage(_Message):
     reason: Literal["due", "lease_expired", "overdue", "recovery", "dead_letter"] = "due"
 
 
-class ResultMessage(_Message):
-    """Fetcher -> publisher: what one check found, or why it failed."""
-
-    task_id: int = Field(gt=0)
-    lease_token: uuid.UUID
-    checked_at: datetime
-    outcome: Outcome
-    result: Result | None = None
-    error: str | None = Field(default=None, max_length=500)
-    became_stalled: bool = False
-    became_failed: bool = False  # the last recovery attempt failed: the owner gets an alert
-    recovered: bool = False
-
-
 #: Message option counting how often the watchdog re-sent a check out of the dead letters.
 REQUEUES_OPTION = "steamwatch_requeues"
 
@@ -102,10 +85,6 @@ def send_check(
     options: dict[str, Any] | None = None,
 ) -> dramatiq.Message[Any]:
     return _send(broker, CHECKS_QUEUE, CHECK_ACTOR, message, delay_ms, options)
-
-
-def send_result(broker: dramatiq.Broker, message: ResultMessage) -> dramatiq.Message[Any]:
-    return _send(broker, RESULTS_QUEUE, RESULT_ACTOR, message, None)
 
 
 def guarded(

@@ -160,6 +160,10 @@ class Settings(BaseModel):
     lease_seconds: int = Field(default=120, ge=1, le=86_400)
     min_check_interval: int = Field(default=30, ge=1, le=86_400)
     watchdog_tick: float = Field(default=15.0, gt=0, le=3600)
+    # The publisher sends the events a check's own process could not (killed after its commit,
+    # Redis away): every tick, the outbox's rows older than a moment, a batch at a time.
+    publisher_tick: float = Field(default=1.0, gt=0, le=3600)
+    publisher_batch: int = Field(default=500, ge=1, le=100_000)
     # The watchdog sends an active task the scheduler has not claimed this long after it was due.
     watchdog_grace: float = Field(default=30.0, ge=0, le=86_400)
     # Most tasks the watchdog repairs per pass and kind (expired, overdue, recovery).
@@ -186,8 +190,6 @@ class Settings(BaseModel):
     # so a fetcher's in-flight checks equal processes x threads: size threads for I/O.
     fetcher_processes: int = Field(default=1, ge=1, le=64)
     fetcher_threads: int = Field(default=16, ge=1, le=1024)
-    publisher_processes: int = Field(default=1, ge=1, le=64)
-    publisher_threads: int = Field(default=4, ge=1, le=1024)
     worker_shutdown_timeout: float = Field(default=20.0, gt=0, le=3600)
     # A worker process without proof of progress this long (frozen, its event loop blocked, or
     # taking nothing while messages wait) fails its service's /healthz.

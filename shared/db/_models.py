@@ -339,3 +339,21 @@ class ApiToken(Base):
 
     def __repr__(self) -> str:
         return f"<ApiToken {self.id} {self.owner}{' admin' if self.admin else ''}>"
+
+
+class OutboxEvent(Base):
+    """An event written in the same transaction as the check that raised it, until it is out.
+
+    The fetcher publishes its events right after the commit and deletes their rows; whatever
+    that missed (a kill, Redis down) the publisher publishes from here. An event's id is
+    deterministic, so a row published twice reaches consumers once.
+    """
+
+    __tablename__ = "event_outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(255))
+    task_id: Mapped[int] = mapped_column(BigInteger)
+    owner: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)  # the event's JSON, as consumers read it
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

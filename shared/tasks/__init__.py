@@ -63,6 +63,8 @@ from shared.tasks._transitions import (
     defer,
     release_failure,
     release_success,
+    transition_events,
+    watch_of,
 )
 
 __all__ = [
@@ -121,4 +123,6 @@ __all__ = [
     "release_dead_letter",
     "release_failure",
     "release_success",
+    "transition_events",
+    "watch_of",
 ]

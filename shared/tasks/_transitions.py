@@ -11,14 +11,18 @@ attempt waits for the next step of the recovery schedule, the last one makes it 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.alerts import Event, Watch, failed, stalled
 from shared.db import LAST_ERROR_MAX
+from shared.steam import Item
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -54,6 +58,8 @@ _CLAIM = text(
     """
 )
 
+# A judged check also leaves its condition state, unless the watch's conditions changed while
+# Steam answered (the API then reset the state: a judgment of the old conditions is void).
 _SUCCEED = text(
     """
     UPDATE tasks AS t
@@ -61,11 +67,19 @@ _SUCCEED = text(
         status = CASE WHEN t.status = 'stalled' THEN 'active' ELSE t.status END,
         next_check = now() + make_interval(secs => t.check_interval),
         last_checked_at = now(), last_success_at = now(),
+        condition_state = CASE
+            WHEN :state IS NOT NULL AND t.conditions = :conditions THEN :state
+            ELSE t.condition_state END,
         lease_token = NULL, lease_expires_at = NULL, updated_at = now()
     FROM (SELECT id, status FROM tasks WHERE id = :id AND lease_token = :token FOR UPDATE) AS p
     WHERE t.id = p.id
-    RETURNING t.next_check, p.status AS previous_status
+    RETURNING t.next_check, p.status AS previous_status,
+              t.is_active AND t.status = 'active' AS live,
+              :state IS NOT NULL AND t.conditions = :conditions AS judged
     """
+).bindparams(
+    bindparam("state", type_=JSONB(none_as_null=True)),
+    bindparam("conditions", type_=JSONB(none_as_null=True)),
 )
 
 # The right-hand sides see the row before this failure. A permanent failure (an item Steam
@@ -98,7 +112,7 @@ _FAIL = text(
     FROM (SELECT id, status FROM tasks WHERE id = :id AND lease_token = :token FOR UPDATE) AS p
     WHERE t.id = p.id
     RETURNING t.consecutive_errors, t.status, t.next_check, t.recovery_attempts,
-              p.status AS previous_status
+              p.status AS previous_status, t.is_active
     """
 )
 
@@ -133,6 +147,7 @@ class Failure:
     next_check: datetime
     recovery_attempts: int
     previous_status: str
+    is_active: bool = True
 
     @property
     def became_stalled(self) -> bool:
@@ -162,6 +177,8 @@ async def claim_due(
 class Success:
     next_check: datetime
     previous_status: str
+    live: bool = True  # active, not paused or deleted while Steam answered
+    judged: bool = False  # the condition state given was stored
 
     @property
     def recovered(self) -> bool:
@@ -169,14 +186,24 @@ class Success:
 
 
 async def release_success(
-    session: AsyncSession, *, task_id: int, token: uuid.UUID
+    session: AsyncSession,
+    *,
+    task_id: int,
+    token: uuid.UUID,
+    state: Mapping[str, Any] | None = None,
+    conditions: Mapping[str, Any] | None = None,
 ) -> Success | None:
     """The check succeeded: reset the error count, next check one interval from now.
 
-    Returns None when the lease was no longer ours (the row is then left alone).
+    ``state`` (the judgment of ``conditions``, the watch's conditions when the check began) is
+    stored only if the conditions are still those. Returns None when the lease was no longer
+    ours (the row is then left alone).
     """
-    row = (await session.execute(_SUCCEED, {"id": task_id, "token": token})).first()
-    return None if row is None else Success(row.next_check, row.previous_status)
+    params = {"id": task_id, "token": token, "state": state, "conditions": conditions}
+    row = (await session.execute(_SUCCEED, params)).first()
+    if row is None:
+        return None
+    return Success(row.next_check, row.previous_status, bool(row.live), bool(row.judged))
 
 
 @dataclass(frozen=True)
@@ -252,6 +279,7 @@ async def release_failure(
         row.next_check,
         row.recovery_attempts,
         row.previous_status,
+        bool(row.is_active),
     )
 
 
@@ -261,3 +289,56 @@ async def defer(
     """No proxy may call Steam before ``at``: try again then; not an error."""
     row = (await session.execute(_DEFER, {"id": task_id, "token": token, "at": at})).first()
     return None if row is None else row.next_check
+
+
+def transition_events(
+    watch: Watch, failure: Failure, *, lease_token: uuid.UUID, at: datetime, error: str
+) -> tuple[Event, ...]:
+    """What the owner hears of a failed check: that the watch stalled, or that it gave up."""
+    if not failure.is_active:  # deleted while it was checked: nobody to tell
+        return ()
+    if failure.became_failed:
+        return (
+            failed(
+                watch,
+                lease_token=lease_token,
+                at=at,
+                error=error[:LAST_ERROR_MAX],
+                recovery_attempts=failure.recovery_attempts,
+                consecutive_errors=failure.consecutive_errors,
+            ),
+        )
+    if failure.became_stalled:
+        return (
+            stalled(
+                watch,
+                lease_token=lease_token,
+                at=at,
+                error=error[:LAST_ERROR_MAX],
+                consecutive_errors=failure.consecutive_errors,
+            ),
+        )
+    return ()
+
+
+_WATCH = text(
+    """
+    SELECT id, owner, kind, appid, market_hash_name, currency, conditions, condition_state
+    FROM tasks WHERE id = :id
+    """
+)
+
+
+async def watch_of(session: AsyncSession, task_id: int) -> Watch | None:
+    """The task as its events describe it (None if it is gone)."""
+    row = (await session.execute(_WATCH, {"id": task_id})).first()
+    if row is None:
+        return None
+    return Watch(
+        task_id=row.id,
+        owner=row.owner,
+        kind=row.kind,
+        item=Item(row.appid, row.market_hash_name, row.currency),
+        conditions=row.conditions or {},
+        condition_state=row.condition_state,
+    )

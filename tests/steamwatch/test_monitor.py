@@ -39,7 +39,7 @@ async def test_the_status_line_says_its_checks_are_the_successful_ones(
         await client.aclose()
     assert line.startswith(
         "status: 4 successful checks/min, watches: 1 failing, 1 stalled, 0 failed; "
-        "queues checks=0 results=0 dead=0, lag "
+        "queues checks=0 dead=0, lag "
     )
 
 

@@ -10,15 +10,17 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import dramatiq
 import redis.asyncio
 from sqlalchemy import func, select, text, update
 
-from shared.bus import CheckMessage, ResultMessage, create_broker, send_check, send_result
+from shared.alerts import Event, stage
+from shared.bus import CheckMessage, create_broker, send_check
 from shared.db import Database, PriceSnapshot, Task
-from shared.steam import PriceOverview
+from shared.steam import Item
 from testbed.system import SESSION_STATE_ERRORS, System
 from tests.fixtures.pipeline import FAST, all_events, catalogue
 from tests.fixtures.tasks import add_tasks
@@ -70,57 +72,82 @@ async def _logged(system: System, text: str) -> bool:
     return text in system.logs()
 
 
-async def test_a_redelivered_result_yields_one_event_and_garbage_is_dropped(
+async def test_a_redelivered_check_yields_one_event_and_the_outbox_is_emptied_once(
     db: Database, system: System, redis_url: str
 ) -> None:
-    [task_id] = await add_tasks(
+    """A check delivered twice under its lease raises its alert once (the second finds the
+    lease released); events a fetcher committed and never published (killed after its commit)
+    reach the stream through the publisher, once; garbage is dropped and named."""
+    system.start_simulator("--no-limits")
+    names = await catalogue(system, 2)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    [task_id, orphan] = await add_tasks(
         db,
         [
             {
-                "market_hash_name": "AK-47 | Redline (Field-Tested)",
+                "market_hash_name": name,
                 "kind": "lowest_price",
                 "check_interval": 60,
-                "next_check": datetime.now(UTC) + timedelta(hours=1),
-                "conditions": {"max_price": 500},
+                "next_check": later,
+                "conditions": {"max_price": 10_000_000},  # any price is under it
             }
+            for name in names
         ],
     )
+    token = uuid.uuid4()
+    async with db.session_scope() as s:
+        await s.execute(
+            update(Task).where(Task.id == task_id).values(lease_token=token, lease_expires_at=later)
+        )
+        # What a fetcher killed between its commit and its publish leaves behind.
+        left = Event.about_task(
+            "stalled",
+            task_id=orphan,
+            owner="alice",
+            item=Item(730, names[1], 3),
+            occasion=uuid.uuid4(),
+            at=datetime.now(UTC),
+            data={"error": "HTTP 503", "consecutive_errors": 5},
+        )
+        await stage(s, [left])
+    system.start("fetcher", **FAST)
     system.start("publisher", **FAST)
     broker = create_broker(redis_url=redis_url)
-    result = PriceOverview(currency=3, lowest_price=450, median_price=470, volume=12)
-    message = ResultMessage(
-        task_id=task_id,
-        lease_token=uuid.uuid4(),
-        checked_at=datetime.now(UTC),
-        outcome="ok",
-        result=result,
-    )
-    send_result(broker, message)
+    send_check(broker, CheckMessage(task_id=task_id, lease_token=token))
     _send_raw(broker, {"task_id": "not a number", "lease_token": 7})  # malformed
     _send_raw(broker, {})  # missing every field
-    send_result(broker, message)  # the redelivery
+    send_check(broker, CheckMessage(task_id=task_id, lease_token=token))  # the redelivery
 
-    async def drained() -> bool:
-        client = redis.asyncio.Redis.from_url(redis_url)
-        try:
-            return int(await client.hlen("steamwatch:results.msgs")) == 0
-        finally:
-            await client.aclose()
+    async def outbox() -> int:
+        async with db.session_scope() as s:
+            return int(await s.scalar(text("SELECT count(*) FROM event_outbox")) or 0)
 
-    assert await until(drained, within=60)
-    events = [e for e in await all_events(redis_url) if e.task_id == task_id]
-    assert [e.kind for e in events] == ["price_at_or_below"]
-    assert (events[0].data["price"], events[0].data["price_text"]) == (450, "4,50€")
-    logs = system.logs("publisher")
-    assert logs.count('"malformed message dropped"') == 2
+    async def settled() -> bool:
+        logs = system.logs("fetcher")
+        return logs.count('"malformed message dropped"') == 2 and '"reason": "stale"' in logs
+
+    assert await until(settled, within=60), system.logs()[-4000:]
+    assert await until(lambda: _zero(outbox), within=30)
+    events = [e for e in await all_events(redis_url) if e.task_id in (task_id, orphan)]
+    assert sorted((e.task_id, e.kind) for e in events) == [
+        (task_id, "price_at_or_below"),
+        (orphan, "stalled"),
+    ]
+    assert [e.id for e in events if e.task_id == orphan] == [left.id]
+    logs = system.logs("fetcher")
     assert "task_id" in logs and "lease_token" in logs  # the log line names the bad fields
+    assert '"outbox drained"' in system.logs("publisher")
     assert system.unexpected_exits() == []
+
+
+async def _zero(count: Callable[[], Awaitable[int]]) -> bool:
+    return await count() == 0
 
 
 def _send_raw(broker: dramatiq.Broker, kwargs: dict[str, object]) -> None:
     broker.enqueue(
         dramatiq.Message(
-            queue_name="results", actor_name="publish_result", args=(), kwargs=kwargs, options={}
+            queue_name="checks", actor_name="check_task", args=(), kwargs=kwargs, options={}
         )
     )
 

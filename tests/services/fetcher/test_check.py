@@ -1,13 +1,11 @@
 """One check, in this process, against real PostgreSQL, Redis and the simulator over HTTP.
 
-Given a leased task, when `check_task` runs, I expect the task's row moved on, the answer stored
-and a result message waiting on the results queue: rows and messages, not log lines.
+Given a leased task, when `check_task` runs, I expect the task's row moved on, the answer stored,
+the watch judged and its events on the stream, the outbox empty: rows and events, not log lines.
 """
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,17 +13,17 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import aiohttp
-import dramatiq
 import pytest
 import redis.asyncio
 from prometheus_client import REGISTRY
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from services.fetcher.check import Fetcher, check_task
-from shared.bus import RESULTS_QUEUE, CheckMessage, create_broker, messages_key, queue_key
+from shared.alerts import Event, read_events
+from shared.bus import CheckMessage
 from shared.db import Database, PriceSnapshot
 from shared.observability import SecretURL
-from shared.steam import Budget, PriceOverview, ProxyPool, SteamClient, create_http_session
+from shared.steam import Budget, ProxyPool, SteamClient, create_http_session
 from simulator.config import LimitsConfig, SimulatorConfig
 from simulator.proxy import LocalProxy
 from simulator.server import run_simulator
@@ -42,11 +40,14 @@ class Rig:
     sim: str
     admin: aiohttp.ClientSession  # for the simulator's own endpoints
 
-    async def queued_results(self) -> list[dict[str, object]]:
-        """The payloads of the result messages waiting on the results queue, oldest first."""
-        ids = await self.redis.lrange(queue_key(RESULTS_QUEUE), 0, -1)
-        bodies = await self.redis.hmget(messages_key(RESULTS_QUEUE), ids) if ids else []
-        return [json.loads(body)["kwargs"] for body in bodies]
+    async def events(self, task_id: int) -> list[Event]:
+        """The task's events on the stream, oldest first."""
+        found = await read_events(self.redis, count=10_000)
+        return [e.event for e in found if e.event.task_id == task_id]
+
+    async def outbox(self) -> int:
+        async with self.fetcher.db.session_scope() as s:
+            return int(await s.scalar(text("SELECT count(*) FROM event_outbox")) or 0)
 
     async def fault(self, **spec: object) -> None:
         async with self.admin.post(
@@ -75,15 +76,12 @@ async def _rig(db: Database, redis_url: str, proxies: list[str]) -> AsyncIterato
         name = next(i["market_hash_name"] for i in items if i["daily_volume"] > 0)
         urls = [SecretURL(url) for url in proxies]
         pool = ProxyPool.from_urls(client, urls, budgets=BUDGETS, slack=0)
-        broker: dramatiq.Broker = create_broker(redis_url=redis_url)
-        broker.declare_queue(RESULTS_QUEUE)
         steam = SteamClient(http=http, pool=pool, base_url=sim)
         try:
-            yield Rig(Fetcher(db=db, steam=steam, broker=broker), client, name, sim, admin)
+            yield Rig(Fetcher(db=db, redis=client, steam=steam), client, name, sim, admin)
         finally:
             await http.close()
             await client.aclose()
-            broker.close()
 
 
 @pytest.fixture
@@ -104,18 +102,26 @@ async def proxied(db: Database, redis_url: str) -> AsyncIterator[Rig]:
         yield rig
 
 
-async def _leased(db: Database, name: str) -> CheckMessage:
+async def _leased(db: Database, name: str, max_price: int = 1) -> CheckMessage:
     [task_id] = await add_tasks(
-        db, [{"market_hash_name": name, "kind": "lowest_price", "check_interval": 60}]
+        db,
+        [
+            {
+                "market_hash_name": name,
+                "kind": "lowest_price",
+                "conditions": {"max_price": max_price},
+                "check_interval": 60,
+            }
+        ],
     )
     token = await lease_task(db, task_id, expired=False)
     return CheckMessage(task_id=task_id, lease_token=token)
 
 
-async def test_a_check_stores_the_price_moves_the_task_on_and_tells_the_publisher(
+async def test_a_check_stores_the_price_moves_the_task_on_and_tells_the_owner(
     rig: Rig, db: Database
 ) -> None:
-    message = await _leased(db, rig.item)
+    message = await _leased(db, rig.item, max_price=10_000_000)  # any price is under it
     before = datetime.now(UTC)
 
     reply = await check_task(rig.fetcher, message)
@@ -132,11 +138,13 @@ async def test_a_check_stores_the_price_moves_the_task_on_and_tells_the_publishe
     assert len(stored) == 1
     assert stored[0].source == "priceoverview"
     assert stored[0].lowest_price is not None and stored[0].lowest_price > 0
-    assert isinstance(reply.result, PriceOverview)
-    assert reply.result.lowest_price == stored[0].lowest_price
-    [queued] = await rig.queued_results()
-    assert queued["task_id"] == task.id and queued["outcome"] == "ok"
-    assert uuid.UUID(str(queued["lease_token"])) == message.lease_token
+    # Judged in the same transaction: the state moved, the alert is out, the outbox empty.
+    assert task.condition_state is not None and task.condition_state["met"] is True
+    [event] = await rig.events(task.id)
+    assert event.kind == "price_at_or_below" and reply.events == (event,)
+    assert event.id == f"{task.id}:{message.lease_token}:price"
+    assert event.data["price"] == stored[0].lowest_price
+    assert await rig.outbox() == 0 and reply.sent.published == 1
 
 
 async def test_a_failed_check_counts_the_error_and_still_moves_the_task_on(
@@ -156,8 +164,9 @@ async def test_a_failed_check_counts_the_error_and_still_moves_the_task_on(
         assert (
             await s.scalars(select(PriceSnapshot).where(PriceSnapshot.task_id == task.id))
         ).all() == []
-    [queued] = await rig.queued_results()
-    assert queued["outcome"] == "error" and "ItemNotFound" in str(queued["error"])
+    # Steam does not know the item (the market search confirms it): the owner hears it gave up.
+    [event] = await rig.events(task.id)
+    assert event.kind == "failed" and task.status == "failed"
 
 
 async def test_an_item_steam_confirms_it_does_not_know_fails_the_watch_at_once(
@@ -173,7 +182,8 @@ async def test_an_item_steam_confirms_it_does_not_know_fails_the_watch_at_once(
     assert task.last_error is not None
     assert "market search does not list it" in task.last_error
     assert "AK47 | Redline (Field Tested)" in task.last_error
-    assert [q["became_failed"] for q in await proxied.queued_results()] == [True]
+    [event] = await proxied.events(task.id)
+    assert event.kind == "failed" and "market search does not list it" in event.data["error"]
 
 
 async def test_steam_saying_no_such_item_of_an_item_it_lists_is_a_passing_failure(
@@ -201,7 +211,8 @@ async def test_a_check_under_a_superseded_lease_changes_nothing(rig: Rig, db: Da
     task = await read_task(db, message.task_id)
     assert task.lease_token == task_before.lease_token
     assert task.next_check == task_before.next_check
-    assert await rig.queued_results() == []
+    assert task.condition_state is None  # its judgment vanished with it
+    assert await rig.events(task.id) == [] and await rig.outbox() == 0
 
 
 def _retries() -> float:
@@ -243,7 +254,6 @@ async def test_a_429_moves_the_check_to_another_proxy_and_spends_no_recovery_att
     reply = await check_task(proxied.fetcher, message)
 
     assert reply is not None and reply.outcome == "ok" and reply.recovered
-    assert isinstance(reply.result, PriceOverview)
     task = await read_task(db, message.task_id)
     assert (task.status, task.consecutive_errors, task.recovery_attempts) == ("active", 0, 0)
     assert task.last_error is None
@@ -254,8 +264,8 @@ async def test_a_429_moves_the_check_to_another_proxy_and_spends_no_recovery_att
     assert int(cooling[pool.proxies[0].label]) > 0  # type: ignore[call-overload]
     assert int(cooling[pool.proxies[1].label]) == 0  # type: ignore[call-overload]
     assert _retries() == retries + 1
-    [queued] = await proxied.queued_results()
-    assert queued["outcome"] == "ok" and queued["recovered"] is True
+    [event] = await proxied.events(task.id)
+    assert event.kind == "recovered" and event.id == f"{task.id}:{message.lease_token}:recovered"
 
 
 async def test_a_check_every_proxy_answers_429_fails_rate_limited_each_asked_once(
@@ -309,7 +319,9 @@ async def test_each_watch_kind_checks_on_each_family_in_steams_real_formats(
         )
         token = await lease_task(db, task_id, expired=False)
         reply = await check_task(rig.fetcher, CheckMessage(task_id=task_id, lease_token=token))
-        assert reply is not None and reply.outcome == "ok", reply and reply.error
+        assert reply is not None and reply.outcome == "ok", (
+            await read_task(db, task_id)
+        ).last_error
         async with db.session_scope() as s:
             (stored,) = (
                 await s.scalars(select(PriceSnapshot).where(PriceSnapshot.task_id == task_id))

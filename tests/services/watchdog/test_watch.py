@@ -25,7 +25,6 @@ from shared.bus import (
     REQUEUES_OPTION,
     RESULTS_QUEUE,
     CheckMessage,
-    ResultMessage,
     create_broker,
 )
 from shared.db import Database, Task
@@ -172,7 +171,7 @@ async def test_dead_letters_a_live_check_is_resent_and_everything_else_dropped_w
             *task_rows(1),
             *task_rows(1, status="paused"),
             *task_rows(1),
-            *task_rows(1),
+            *task_rows(1, consecutive_errors=4),  # its fifth failure in a row stalls it
         ],
     )
     tokens = {t: await lease_task(db, t, expired=False) for t in (live, paused, stale, poison)}
@@ -194,14 +193,9 @@ async def test_dead_letters_a_live_check_is_resent_and_everything_else_dropped_w
     )
     dead_letter(broker, CHECKS_QUEUE, "check_task", {"task_id": "seven"})
     dead_letter(broker, CHECKS_QUEUE, "some_other_actor", {})
-    result = ResultMessage(
-        task_id=live,
-        lease_token=uuid.uuid4(),
-        checked_at=datetime.now(UTC),
-        outcome="error",
-        error="Unavailable",
-    )
-    dead_letter(broker, RESULTS_QUEUE, "publish_result", result.model_dump(mode="json"))
+    # A result an upgrade left behind (results went through the queue before the outbox).
+    result = {"task_id": live, "lease_token": str(uuid.uuid4()), "outcome": "error"}
+    dead_letter(broker, RESULTS_QUEUE, "publish_result", result)
     await pools.redis.zadd("steamwatch:checks.XQ", {"junk": 1})
     await pools.redis.hset("steamwatch:checks.XQ.msgs", "junk", b"\x00garbage")
     dropped_before = metric(
@@ -230,13 +224,21 @@ async def test_dead_letters_a_live_check_is_resent_and_everything_else_dropped_w
     assert (resent["reason"], resent["options"][REQUEUES_OPTION]) == ("dead_letter", 1)
     # The poison check became a failed check of its task: counted, released, reported.
     row = await read_task(db, poison)
-    assert (row.consecutive_errors, row.lease_token) == (1, None)
+    assert (row.consecutive_errors, row.status, row.lease_token) == (5, "stalled", None)
     assert row.next_check > datetime.now(UTC)
     assert "dead-lettered after 3 re-sends: OperationalError: connection refused" in (
         row.last_error or ""
     )
-    [failure] = await queued(pools, RESULTS_QUEUE)
-    assert (failure["task_id"], failure["outcome"]) == (poison, "error")
+    # Its owner hears it stalled: the event committed with the pass, in the outbox.
+    [stalled] = report.failures
+    assert (stalled.kind, stalled.task_id, stalled.data["consecutive_errors"]) == (
+        "stalled",
+        poison,
+        5,
+    )
+    async with db.session_scope() as s:
+        outbox = (await s.execute(text("SELECT event_id FROM event_outbox"))).scalars().all()
+    assert outbox == [stalled.id]
     assert (await read_task(db, paused)).lease_token == tokens[paused]  # never revived
     assert report.dead_letters == {"checks": 0, "results": 0}
     assert metric("steamwatch_queue_messages", queue="checks", state="dead") == 0

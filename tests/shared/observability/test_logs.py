@@ -67,7 +67,7 @@ def test_a_dramatiq_service_on_a_terminal_prints_console_lines_like_the_others(
         STEAMWATCH_METRICS_HOST="127.0.0.1",
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "steamwatch", "run", "publisher"],
+        [sys.executable, "-m", "steamwatch", "run", "fetcher"],
         env=env,
         stdout=child,
         stderr=child,

@@ -2,9 +2,9 @@
 
 Every service, the simulator and its proxies are real processes (`steamwatch run …`), as each
 Kubernetes pod runs them; the test kills them as the kernel or the kubelet would and starts
-replacements as a Deployment would. The fetcher and the publisher run as two replicas, so
-what a killed worker held is taken over by a warm survivor and each bound is the settings'
-alone, not a cold start on a busy machine.
+replacements as a Deployment would. Where the fetcher runs as two replicas, what a killed
+worker held is taken over by a warm survivor and each bound is the settings' alone, not a cold
+start on a busy machine.
 
 Stores: unlike ``test_restarts`` no store is faulted here, so, as there for the store it does
 not restart, they are the session's: a test database truncated and a Redis database flushed
@@ -161,29 +161,6 @@ async def _kill_holding(
                 os.kill(pid, then)
         await asyncio.sleep(0.002)
     return None
-
-
-async def _no_statement_running(db: Database, application_name: str) -> bool:
-    """True once no connection of ``application_name`` has a statement in PostgreSQL's hands."""
-    async with db.session_scope() as s:
-        running = await s.scalar(
-            text(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE application_name = :name AND state = 'active'"
-            ),
-            {"name": application_name},
-        )
-    return running == 0
-
-
-async def _committed(db: Database, ids: Any) -> set[int]:
-    """Of tasks ``ids``, those whose judged state the publisher has committed."""
-    async with db.session_scope() as s:
-        rows = await s.scalars(
-            text("SELECT id FROM tasks WHERE id = ANY(:ids) AND condition_state ? 'checked_at'"),
-            {"ids": list(ids)},
-        )
-        return set(rows)
 
 
 async def _in_flight(system: System) -> int:
@@ -351,67 +328,47 @@ async def test_fetcher_worker_killed_mid_check_every_held_task_is_checked_again_
     assert result.problems == [], result
 
 
-async def test_publisher_worker_killed_while_results_flow_publishes_every_alert_exactly_once(
+async def _outboxed(db: Database, ids: Any) -> set[int]:
+    """Of tasks ``ids``, those with events in the outbox: committed with their check, not yet
+    published and deleted by it."""
+    async with db.session_scope() as s:
+        rows = await s.scalars(
+            text("SELECT DISTINCT task_id FROM event_outbox WHERE task_id = ANY(:ids)"),
+            {"ids": list(ids)},
+        )
+        return set(rows)
+
+
+async def test_fetcher_worker_killed_between_commit_and_publish_every_alert_out_exactly_once(
     db: Database, system: System, redis_url: str
 ) -> None:
-    """Given results flowing and a burst of first results (each due one alert), when one of two
-    publishers' worker is SIGKILLed holding some of them, I expect the watchdog to put them back
-    once the worker has been silent for a lease, the survivor to judge them, every alert
-    published exactly once, and each alert's id naming the one check that made it."""
-    background, burst, waves, latency, lease, tick = 10, 30, 4, 1.0, 4, 0.5
+    """Given bursts of first checks (each due one alert), when the fetcher's worker is SIGKILLed
+    at a moment checks it holds are committed with their events in the outbox but not yet
+    published by it, I expect the publisher to send what it left, the checks it had not
+    committed done again, every alert published exactly once, and each alert's id naming the
+    one check that made it."""
+    burst, waves, latency, lease, tick = 30, 8, 0.5, 4, 0.5
     env = {
         **BASE,
         "STEAMWATCH_LEASE_SECONDS": str(lease),
         "STEAMWATCH_WATCHDOG_TICK": str(tick),
         "STEAMWATCH_FETCHER_THREADS": "64",
+        "STEAMWATCH_PUBLISHER_TICK": "0.5",
     }
     system.start_simulator("--no-limits", "--latency-ms", str(int(latency * 1000)))
-    names = await catalogue(system, background + burst * waves)
-    # Results flow all along: checked every 2 s, never due an alert.
-    steady = await add_tasks(
-        db,
-        [
-            {
-                "market_hash_name": n,
-                "kind": "lowest_price",
-                "check_interval": 2,
-                "conditions": {"max_price": 1},
-            }
-            for n in names[:background]
-        ],
-    )
-    [_, publisher, *_], _ = await _start(system, redis_url, SERVICES, env)
-    broker = await _broker_of(redis_url, "results")  # this publisher alone, judging results
-    await _start(system, redis_url, ("publisher",), env)  # the Deployment's second replica
-    worker = await _worker_pid(redis_url, publisher)
+    names = await catalogue(system, burst * waves)
+    [fetcher, *_], _ = await _start(system, redis_url, SERVICES, env)
+    worker = await _worker_pid(redis_url, fetcher)
     ids: list[int] = []
+    broker: str | None = None
 
-    async def published_not_committed(held: Held) -> set[int]:
-        """Held results whose alert is out while their judged state is not committed: the ones
-        whose redelivery only the alerts' deterministic ids keep from alerting twice."""
-        mine = {h["task_id"] for h in held} & set(ids)
-        published = mine & set(_alerts(await all_events(redis_url)))
-        return published - await _committed(db, published)
+    async def committed_not_published(held: Held) -> bool:
+        return bool(await _outboxed(db, {h["task_id"] for h in held}))
 
-    last_wave = False
-
-    async def caught(held: Held) -> bool:
-        if last_wave:
-            return any(h["task_id"] in ids for h in held)
-        if not await published_not_committed(held):
-            return False
-        # A COMMIT the worker sent before it froze may still be on its way: wait until no
-        # publisher connection is running a statement, then look again.
-        assert await until(lambda: _no_statement_running(db, "steamwatch-publisher"), within=5)
-        return bool(await published_not_committed(held))
-
-    publisher.stopped_on_purpose = True
+    fetcher.stopped_on_purpose = True
     held: Held | None = None
     for wave in range(waves):
-        # An owner imports a watch list: each first result is due one alert, all in a burst.
-        # The two replicas share it; killed when this one holds a result of it half published
-        # (the last burst: any result of it), or another list comes.
-        first = background + wave * burst
+        # An owner imports a watch list: each first check is due one alert, all in a burst.
         ids += await add_tasks(
             db,
             [
@@ -421,57 +378,44 @@ async def test_publisher_worker_killed_while_results_flow_publishes_every_alert_
                     "check_interval": 3600,
                     "conditions": ALWAYS,
                 }
-                for n in names[first : first + burst]
+                for n in names[wave * burst : (wave + 1) * burst]
             ],
         )
-        last_wave = wave == waves - 1
-        held = await _kill_holding(redis_url, "results", broker, worker, caught, within=latency + 3)
+        broker = broker or await _broker_of(redis_url, "checks")
+        held = await _kill_holding(
+            redis_url, "checks", broker, worker, committed_not_published, within=latency + 3
+        )
         if held:
             break
-    assert held, f"in {waves} bursts the publisher never held a result of one"
-    killed, killed_at = time.monotonic(), datetime.now(UTC)
-    halfway = await published_not_committed(held)  # its transactions died with it
-    judged = await _committed(db, {h["task_id"] for h in held} & set(ids))
-    assert await until(lambda: _exited(publisher), within=30)
-    system.start("publisher", **env)
+    assert held, f"in {waves} bursts the fetcher was never caught between commit and publish"
+    killed = time.monotonic()
+    left = await _outboxed(db, ids)  # committed with the check; the worker died before sending
+    assert await until(lambda: _exited(fetcher), within=30)
+    system.start("fetcher", **env)
 
-    # The watchdog requeues what a worker silent for a lease still holds; the survivor judges.
-    bound = lease + tick + SLACK
+    # What was committed goes out through the publisher (a tick, once older than the fast
+    # path's moment); what was held uncommitted waits for its lease, and is checked again.
+    bound = lease + tick + latency + SLACK
     assert await until(lambda: _all_alerted(redis_url, ids), within=bound + 10, every=0.1), (
         f"no alert for {sorted(set(ids) - set(_alerts(await all_events(redis_url))))}; "
         f"held {sorted(h['task_id'] for h in held)}"
     )
     took = time.monotonic() - killed
-    now = datetime.now(UTC)  # and the steady ones go on at their interval
-    assert await until(lambda: _checked(db, steady, since=now), within=15)
     events = await all_events(redis_url)
     runs = await history(db)
-
-    async def swept() -> bool:
-        # The alerts may all be out before the sweep (the held results were judged or alerted
-        # already); the sweep must still put back what the dead worker held, within its bound.
-        return bool(_logged_at(system, "watchdog", "orphaned results requeued"))
-
-    assert await until(swept, within=bound + 10, every=0.1)
-    requeued = [
-        (at - killed_at).total_seconds()
-        for at in _logged_at(system, "watchdog", "orphaned results requeued")
-    ]
     result = await verdict(db, redis_url, system, window=bound)
     print(
-        f"\nkill -9 of a publisher worker holding {len(held)} results ("
-        f"{sum(h['task_id'] in ids for h in held)} of burst {wave + 1} of {burst}: "
-        f"{len(halfway)} alerted but not committed, {len(judged)} committed): requeued by the "
-        f"watchdog {min(requeued, default=-1):.1f} s after the kill (lease {lease} + tick "
-        f"{tick}), every alert out after {took:.1f} s (bound {bound:g} s); "
+        f"\nkill -9 of a fetcher worker holding {len(held)} checks, {len(left)} of them "
+        f"committed with their events unpublished (burst {wave + 1}, {burst} tasks each): every alert "
+        f"out {took:.1f} s after the kill (bound {bound:g} s); "
         f"{sum(_alerts(events).values())} alerts for {len(ids)} tasks; {result}"
     )
-    assert took <= bound, (took, bound)
+    assert left and took <= bound, (left, took, bound)
     assert _alerts(events) == Counter({t: 1 for t in ids})  # none lost, none twice
     for event in (e for e in events if e.kind == "price_at_or_below"):
         [check] = runs[event.task_id]  # one check each: its lease token names the alert
         assert event.id == f"{event.task_id}:{check.lease_token}:price", event.id
-    assert requeued and min(requeued) <= lease + tick + SLACK, requeued
+    assert '"outbox drained"' in system.logs("publisher")
     assert result.problems == [], result
 
 

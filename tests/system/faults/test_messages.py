@@ -1,7 +1,7 @@
 """Malformed messages pushed straight onto the dramatiq queues while checks flow.
 
 Missing fields, wrong types, positional arguments, an unknown task id, an unknown actor, garbage
-bytes and JSON that is no dramatiq message, on both queues. Each is dropped with a log line
+bytes and JSON that is no dramatiq message, on the checks queue (the only one a worker reads). Each is dropped with a log line
 saying why, or dead-lettered and then dropped by the watchdog with a log line; none is left
 anywhere in Redis (queue, message hash, a worker's acknowledgement set, dead letters); the
 workers keep checking, none restarts, and every invariant holds.
@@ -20,14 +20,7 @@ import dramatiq
 import redis.asyncio
 from dramatiq.brokers.redis import RedisBroker
 
-from shared.bus import (
-    CHECK_ACTOR,
-    CHECKS_QUEUE,
-    NAMESPACE,
-    RESULT_ACTOR,
-    RESULTS_QUEUE,
-    create_broker,
-)
+from shared.bus import CHECK_ACTOR, CHECKS_QUEUE, NAMESPACE, create_broker
 from shared.db import Database
 from testbed.system import System
 from tests.fixtures.flow import start_flow
@@ -61,7 +54,7 @@ def _count(system: System, service: str, event: str, **fields: Any) -> int:
 async def _anywhere(client: redis.asyncio.Redis, ids: set[str]) -> set[str]:
     """Which of ``ids`` are still somewhere in dramatiq's Redis layout."""
     found: set[str] = set()
-    for queue in (CHECKS_QUEUE, RESULTS_QUEUE):
+    for queue in (CHECKS_QUEUE,):
         base = f"{NAMESPACE}:{queue}"
         found |= {m.decode() for m in await client.lrange(base, 0, -1)}
         found |= {m.decode() for m in await client.hkeys(f"{base}.msgs")}
@@ -97,18 +90,6 @@ async def test_malformed_messages_are_dropped_or_dead_lettered_and_workers_keep_
         _envelope(broker, CHECKS_QUEUE, "no_such_actor", task_id=ids[0], lease_token=lease),
         await _raw(client, CHECKS_QUEUE, b"\x00\xff\xfe garbage bytes"),
         await _raw(client, CHECKS_QUEUE, b'{"not": "a dramatiq message"}'),
-        # results queue
-        _envelope(broker, RESULTS_QUEUE, RESULT_ACTOR),  # every field missing
-        _envelope(
-            broker,
-            RESULTS_QUEUE,
-            RESULT_ACTOR,
-            task_id=[1],
-            lease_token=lease,
-            checked_at="yesterday",
-            outcome="maybe",
-        ),
-        await _raw(client, RESULTS_QUEUE, b"\xde\xad\xbe\xef"),
     }
     broker.close()
 
@@ -134,24 +115,16 @@ async def test_malformed_messages_are_dropped_or_dead_lettered_and_workers_keep_
             "fetcher undecodable": _count(
                 system, "fetcher", "undecodable message moved to the dead letters"
             ),
-            "publisher malformed": _count(system, "publisher", "malformed message dropped"),
-            "publisher undecodable": _count(
-                system, "publisher", "undecodable message moved to the dead letters"
-            ),
             "watchdog checks undecodable": dropped[(CHECKS_QUEUE, "undecodable")],
             "watchdog checks not a check": dropped[(CHECKS_QUEUE, "not_a_check")],
-            "watchdog results": dropped[(RESULTS_QUEUE, "result")],
         }
 
     expected = {
         "fetcher malformed": 3,
         "fetcher unknown task": 1,
         "fetcher undecodable": 2,
-        "publisher malformed": 2,
-        "publisher undecodable": 1,
         "watchdog checks undecodable": 2,
         "watchdog checks not a check": 1,
-        "watchdog results": 1,
     }
 
     async def all_logged() -> bool:
@@ -165,7 +138,7 @@ async def test_malformed_messages_are_dropped_or_dead_lettered_and_workers_keep_
 
     assert await until(checked_since, within=30), system.logs()[-3000:]
     result = await verdict(db, redis_url, system, window=10)
-    print(f"10 malformed messages: {logged()}; {result}")
+    print(f"7 malformed messages: {logged()}; {result}")
     assert result.problems == [], result
     assert flow.restarted(system) == {}
     assert "Consumer encountered an unexpected error" not in system.logs()
