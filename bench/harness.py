@@ -49,6 +49,7 @@ SCENARIOS = [
     "api",
     "history",
     "migration",
+    "throughput",
 ]
 VERSIONS = ["steamwatch", "dramatiq", "apscheduler", "sqlalchemy", "asyncpg", "redis", "aiohttp"]
 #: Application name of the benchmark's own connections: never counted as the system's.

@@ -18,7 +18,6 @@ from typing import Any
 import redis.asyncio
 import structlog
 from sqlalchemy import bindparam, select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.fetcher.metrics import CHECKS, EVENTS, SENT, TRANSITIONS
@@ -29,6 +28,7 @@ from shared.alerts import (
     NewListingCondition,
     NotJudged,
     Sent,
+    Staged,
     Watch,
     judge,
     parse_conditions,
@@ -38,7 +38,7 @@ from shared.alerts import (
     stage,
 )
 from shared.bus import CheckMessage
-from shared.db import Database, PriceSnapshot, Task
+from shared.db import Database, Task
 from shared.observability import redact_text
 from shared.steam import (
     Item,
@@ -54,6 +54,7 @@ from shared.steam import (
 )
 from shared.tasks import (
     Backoff,
+    Success,
     defer,
     release_failure,
     release_success,
@@ -100,14 +101,10 @@ def listing_filter(conditions: Mapping[str, Any], currency: int) -> ListingFilte
     )
 
 
-def snapshot_row(
-    task_id: int, message: CheckMessage, currency: int, result: Result
-) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "task_id": task_id,
-        "lease_token": message.lease_token,
-        "currency": currency,
-    }
+def snapshot_row(result: Result, currency: int) -> dict[str, Any]:
+    """What a check of a watch in ``currency`` saw, as the columns of its price_history row
+    (``shared.tasks.SNAPSHOT_COLUMNS``)."""
+    row: dict[str, Any] = {"currency": currency}
     if isinstance(result, PriceOverview):
         row |= {
             "lowest_price": result.lowest_price,
@@ -151,62 +148,66 @@ async def check_task(fetcher: Fetcher, message: CheckMessage) -> Checked | None:
     """Run one check and tell its owner what it means; None if the message was dropped.
 
     The check's row, the watch's release, its judged condition state, the listings it
-    announced and its events (in the outbox) commit in one transaction, conditional on the
-    lease; the events are published right after the commit.
+    announced and its events (in the outbox) are written together, conditional on the lease;
+    the events are published right after the commit. A check that raises nothing and writes
+    nothing but its row and the state (the usual one) is two statements: the load, and one
+    that releases the lease and stores the row, each its own transaction.
     """
     token = message.lease_token
-    async with fetcher.db.session_scope() as session:
-        task = (await session.execute(_LOAD, {"task_id": message.task_id})).one_or_none()
-        why = _drop_reason(task, message)
-        if why is not None:
-            log.info("check dropped", task_id=message.task_id, reason=why)
-            CHECKS.labels(outcome=f"dropped_{why}").inc()
-            return None
-        assert task is not None
-        watch = Watch(
-            task_id=task.id,
-            owner=task.owner,
-            kind=task.kind,
-            item=Item(task.appid, task.market_hash_name, task.currency),
-            conditions=task.conditions,
-            condition_state=task.condition_state,
-        )
-        task_id = watch.task_id
-        # Give the connection back while Steam answers.
-        await session.commit()
+    db = fetcher.db
+    async with db.autocommit() as conn:  # no connection is held while Steam answers
+        task = (await conn.execute(_LOAD, {"task_id": message.task_id})).one_or_none()
+    why = _drop_reason(task, message)
+    if why is not None:
+        log.info("check dropped", task_id=message.task_id, reason=why)
+        CHECKS.labels(outcome=f"dropped_{why}").inc()
+        return None
+    assert task is not None
+    watch = Watch(
+        task_id=task.id,
+        owner=task.owner,
+        kind=task.kind,
+        item=Item(task.appid, task.market_hash_name, task.currency),
+        conditions=task.conditions,
+        condition_state=task.condition_state,
+    )
+    task_id = watch.task_id
 
-        result: Result | None = None
-        error: str | None = None
-        missing: ItemNotFound | None = None
-        try:
-            result = await fetch(fetcher.steam, watch.kind, watch.item, watch.conditions)
-        except ProxyPoolExhausted as e:
-            next_check = await defer(session, task_id=task_id, token=token, at=e.retry_at)
-            CHECKS.labels(outcome="deferred").inc()
-            log.info("no proxy free; deferred", task_id=task_id, until=str(next_check))
+    result: Result | None = None
+    error: str | None = None
+    missing: ItemNotFound | None = None
+    try:
+        result = await fetch(fetcher.steam, watch.kind, watch.item, watch.conditions)
+    except ProxyPoolExhausted as e:
+        async with db.autocommit() as conn:
+            next_check = await defer(conn, task_id=task_id, token=token, at=e.retry_at)
+        CHECKS.labels(outcome="deferred").inc()
+        log.info("no proxy free; deferred", task_id=task_id, until=str(next_check))
+        return None
+    except Exception as e:
+        if fetcher.stopping():
+            # Cut short by this worker's shutdown, not the task's failure: the lease stays,
+            # and the message, handed back to the queue, is redone by another worker.
+            log.info(
+                "check interrupted by shutdown; left for another worker",
+                task_id=task_id,
+                error=f"{type(e).__name__}",
+            )
+            CHECKS.labels(outcome="interrupted").inc()
             return None
-        except Exception as e:
-            if fetcher.stopping():
-                # Cut short by this worker's shutdown, not the task's failure: the lease stays,
-                # and the message, handed back to the queue, is redone by another worker.
-                log.info(
-                    "check interrupted by shutdown; left for another worker",
-                    task_id=task_id,
-                    error=f"{type(e).__name__}",
-                )
-                CHECKS.labels(outcome="interrupted").inc()
-                return None
-            if not isinstance(e, SteamError):  # a bug or an outage: a failed check all the same
-                log.exception("check failed unexpectedly", task_id=task_id)
-            if isinstance(e, ItemNotFound):
-                missing = e
-            error = redact_text(f"{type(e).__name__}: {e}")
+        if not isinstance(e, SteamError):  # a bug or an outage: a failed check all the same
+            log.exception("check failed unexpectedly", task_id=task_id)
+        if isinstance(e, ItemNotFound):
+            missing = e
+        error = redact_text(f"{type(e).__name__}: {e}")
 
-        checked_at = datetime.now(UTC)
-        if result is not None:
-            checked = await _succeeded(session, watch, message, result, checked_at)
-        else:
-            assert error is not None
+    checked_at = datetime.now(UTC)
+    staged = Staged()
+    if result is not None:
+        checked, staged = await _succeeded(db, watch, task.status, message, result, checked_at)
+    else:
+        assert error is not None
+        async with db.session_scope() as session:
             checked = await _failed(
                 session,
                 fetcher,
@@ -216,14 +217,15 @@ async def check_task(fetcher: Fetcher, message: CheckMessage) -> Checked | None:
                 checked_at,
                 permanent=missing is not None and missing.confirmed,
             )
-        if checked is None:  # the lease moved on while Steam answered: nothing written
-            log.info("check dropped", task_id=task_id, reason="stale", when="release")
-            CHECKS.labels(outcome="dropped_stale").inc()
-            return None
-        staged = await stage(session, checked.events)
+            if checked is not None:
+                staged = await stage(session, checked.events)
+    if checked is None:  # the lease moved on while Steam answered: nothing written
+        log.info("check dropped", task_id=task_id, reason="stale", when="release")
+        CHECKS.labels(outcome="dropped_stale").inc()
+        return None
     # Committed: the events are safe in the outbox; publish them now (the publisher sends what
     # this could not).
-    sent = await send_staged(fetcher.db, fetcher.redis, staged)
+    sent = await send_staged(db, fetcher.redis, staged)
     for event in checked.events:
         EVENTS.labels(kind=event.kind).inc()
     SENT.labels(outcome="published").inc(sent.published)
@@ -233,39 +235,71 @@ async def check_task(fetcher: Fetcher, message: CheckMessage) -> Checked | None:
 
 
 async def _succeeded(
-    session: AsyncSession,
+    db: Database,
     watch: Watch,
+    status: str,
     message: CheckMessage,
     result: Result,
     checked_at: datetime,
-) -> Checked | None:
+) -> tuple[Checked | None, Staged]:
+    """Judge the result and write it all; the events staged (written: publish them)."""
     token = message.lease_token
+    snapshot = snapshot_row(result, watch.item.currency)
     judgment: Judgment | None = None
-    try:
-        judgment = await judge(session, watch, result, lease_token=token, at=checked_at)
-    except NotJudged as e:
-        log.error("result not judged", task_id=watch.task_id, problem=str(e))
-        CHECKS.labels(outcome="not_judged").inc()
-    success = await release_success(
-        session,
-        task_id=watch.task_id,
-        token=token,
-        state=None if judgment is None else judgment.state,
-        conditions=watch.conditions,
-    )
-    if success is None:
-        return None
-    await session.execute(_STORE, snapshot_row(watch.task_id, message, watch.item.currency, result))
-    CHECKS.labels(outcome="ok").inc()
+    async with db.autocommit() as conn:
+        try:
+            judgment = await judge(conn, watch, result, lease_token=token, at=checked_at)
+        except NotJudged as e:
+            log.error("result not judged", task_id=watch.task_id, problem=str(e))
+            CHECKS.labels(outcome="not_judged").inc()
+        state = None if judgment is None else judgment.state
+        if status == "active" and (judgment is None or not judgment.writes_more):
+            # Nothing to announce (a stalled watch would recover: that is news): one statement.
+            success = await release_success(
+                conn,
+                task_id=watch.task_id,
+                token=token,
+                state=state,
+                conditions=watch.conditions,
+                snapshot=snapshot,
+            )
+            if success is None:
+                return None, Staged()
+            CHECKS.labels(outcome="ok").inc()
+            return _recovered(watch, message, success, checked_at, judgment), Staged()
+    async with db.session_scope() as session:
+        success = await release_success(
+            session,
+            task_id=watch.task_id,
+            token=token,
+            state=state,
+            conditions=watch.conditions,
+            snapshot=snapshot,
+        )
+        if success is None:
+            return None, Staged()
+        CHECKS.labels(outcome="ok").inc()
+        if judgment is not None and success.judged:
+            await remember_listings(session, watch.task_id, judgment)
+        checked = _recovered(watch, message, success, checked_at, judgment)
+        return checked, await stage(session, checked.events)
+
+
+def _recovered(
+    watch: Watch,
+    message: CheckMessage,
+    success: Success,
+    checked_at: datetime,
+    judgment: Judgment | None,
+) -> Checked:
+    """The events of a stored check: recovered (a stalled watch answered), and its signals."""
     events: list[Event] = []
     if success.recovered:
         TRANSITIONS.labels(to="recovered").inc()
         log.info("task recovered", task_id=watch.task_id, reason=message.reason)
-        events.append(recovered(watch, lease_token=token, at=checked_at))
-    if judgment is not None and success.judged:
-        await remember_listings(session, watch.task_id, judgment)
-        if success.live:  # not paused (or deleted) while Steam answered
-            events += judgment.events
+        events.append(recovered(watch, lease_token=message.lease_token, at=checked_at))
+    if judgment is not None and success.judged and success.live:
+        events += judgment.events  # not when paused (or deleted) while Steam answered
     return Checked("ok", tuple(events), recovered=success.recovered)
 
 
@@ -332,7 +366,6 @@ _LOAD = select(
     Task.conditions,
     Task.condition_state,
 ).where(Task.id == bindparam("task_id"))
-_STORE = insert(PriceSnapshot)  # once: only after release_success held the lease
 
 
 def _drop_reason(task: Any, message: CheckMessage) -> str | None:

@@ -29,9 +29,14 @@ def build(
     settings: Settings, *, database_url: str, redis_url: str, progress_dir: str | None = None
 ) -> None:
     """Set up this worker process: pools, the Steam client and the check actor."""
-    resources = WorkerResources(
-        pool_spec(settings, service=SERVICE, database_url=database_url, redis_url=redis_url)
-    )
+    spec = pool_spec(settings, service=SERVICE, database_url=database_url, redis_url=redis_url)
+    # Every thread may hold a connection at once (a check's load, then its write): overflow
+    # connections would be opened and closed all the time, so as many as the threads can use
+    # are kept instead, within the same bound (pool size + overflow).
+    limit = spec.pool_size + spec.max_overflow
+    kept = max(spec.pool_size, min(settings.fetcher_threads, limit))
+    spec = spec.with_pool(size=kept, overflow=limit - kept)
+    resources = WorkerResources(spec)
     steam = SteamResources(settings=settings, resources=resources)
     broker = setup_worker(
         worker_spec(

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from shared.alerts._conditions import ConditionError, evaluate, parse_conditions
 from shared.alerts._events import Event
@@ -46,6 +46,11 @@ class Judgment:
     new_listing_ids: frozenset[str] = field(default_factory=frozenset)
     seen_again: frozenset[str] = field(default_factory=frozenset)
 
+    @property
+    def writes_more(self) -> bool:
+        """Whether storing it takes more than the state: events or listings to write."""
+        return bool(self.events or self.new_listing_ids or self.seen_again)
+
 
 class NotJudged(ValueError):
     """The watch's conditions or the result cannot be judged (says why); the check still counts."""
@@ -57,7 +62,12 @@ _SEEN = text(
 
 
 async def judge(
-    session: AsyncSession, watch: Watch, result: Result, *, lease_token: uuid.UUID, at: datetime
+    session: AsyncSession | AsyncConnection,
+    watch: Watch,
+    result: Result,
+    *,
+    lease_token: uuid.UUID,
+    at: datetime,
 ) -> Judgment:
     """Judge one check's ``result``; reads the announced listings among it (listing watches).
 

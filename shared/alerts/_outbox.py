@@ -86,8 +86,8 @@ async def send_staged(db: Database, redis: Redis, staged: Staged) -> Sent:
         )
         return Sent(left=len(ids))
     try:
-        async with db.session_scope() as session:
-            await session.execute(_DELETE, {"ids": ids})
+        async with db.autocommit() as conn:
+            await conn.execute(_DELETE, {"ids": ids})
     except Exception as e:  # published; the drain publishes them again, as duplicates
         log.warning(
             "published events' outbox rows not deleted; the publisher clears them",

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from shared.alerts import Event, Watch, failed, stalled
 from shared.db import LAST_ERROR_MAX
@@ -60,8 +60,7 @@ _CLAIM = text(
 
 # A judged check also leaves its condition state, unless the watch's conditions changed while
 # Steam answered (the API then reset the state: a judgment of the old conditions is void).
-_SUCCEED = text(
-    """
+_RELEASE = """
     UPDATE tasks AS t
     SET consecutive_errors = 0, last_error = NULL, recovery_attempts = 0,
         status = CASE WHEN t.status = 'stalled' THEN 'active' ELSE t.status END,
@@ -76,10 +75,44 @@ _SUCCEED = text(
     RETURNING t.next_check, p.status AS previous_status,
               t.is_active AND t.status = 'active' AS live,
               :state IS NOT NULL AND t.conditions = :conditions AS judged
-    """
-).bindparams(
+"""
+_JSON_PARAMS = (
     bindparam("state", type_=JSONB(none_as_null=True)),
     bindparam("conditions", type_=JSONB(none_as_null=True)),
+)
+_SUCCEED = text(_RELEASE).bindparams(*_JSON_PARAMS)
+
+# What a check saw, stored by the statement that releases its lease (one round trip, and only
+# if the lease was still the check's).
+SNAPSHOT_COLUMNS: dict[str, str] = {
+    "currency": "smallint",
+    "lowest_price": "bigint",
+    "median_price": "bigint",
+    "volume": "integer",
+    "highest_buy": "bigint",
+    "lowest_sell": "bigint",
+    "buy_count": "integer",
+    "sell_count": "integer",
+    "listings": "jsonb",
+    "book": "jsonb",
+    "source": "text",
+}
+_SUCCEED_AND_STORE = text(
+    f"""
+    WITH released AS ({_RELEASE}),
+    stored AS (
+        INSERT INTO price_history (task_id, lease_token, {", ".join(SNAPSHOT_COLUMNS)})
+        SELECT CAST(:id AS bigint), CAST(:token AS uuid), {
+        ", ".join(f"CAST(:{name} AS {kind})" for name, kind in SNAPSHOT_COLUMNS.items())
+    }
+        FROM released
+    )
+    SELECT * FROM released
+    """
+).bindparams(
+    *_JSON_PARAMS,
+    bindparam("listings", type_=JSONB(none_as_null=True)),
+    bindparam("book", type_=JSONB(none_as_null=True)),
 )
 
 # The right-hand sides see the row before this failure. A permanent failure (an item Steam
@@ -186,21 +219,27 @@ class Success:
 
 
 async def release_success(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     *,
     task_id: int,
     token: uuid.UUID,
     state: Mapping[str, Any] | None = None,
     conditions: Mapping[str, Any] | None = None,
+    snapshot: Mapping[str, Any] | None = None,
 ) -> Success | None:
     """The check succeeded: reset the error count, next check one interval from now.
 
     ``state`` (the judgment of ``conditions``, the watch's conditions when the check began) is
-    stored only if the conditions are still those. Returns None when the lease was no longer
-    ours (the row is then left alone).
+    stored only if the conditions are still those. ``snapshot`` (what the check saw, keyed by
+    :data:`SNAPSHOT_COLUMNS`; missing ones stored as NULL) is stored in the same statement.
+    Returns None when the lease was no longer ours (then nothing is written).
     """
     params = {"id": task_id, "token": token, "state": state, "conditions": conditions}
-    row = (await session.execute(_SUCCEED, params)).first()
+    statement = _SUCCEED
+    if snapshot is not None:
+        params |= {name: snapshot.get(name) for name in SNAPSHOT_COLUMNS}
+        statement = _SUCCEED_AND_STORE
+    row = (await session.execute(statement, params)).first()
     if row is None:
         return None
     return Success(row.next_check, row.previous_status, bool(row.live), bool(row.judged))
@@ -284,7 +323,7 @@ async def release_failure(
 
 
 async def defer(
-    session: AsyncSession, *, task_id: int, token: uuid.UUID, at: datetime
+    session: AsyncSession | AsyncConnection, *, task_id: int, token: uuid.UUID, at: datetime
 ) -> datetime | None:
     """No proxy may call Steam before ``at``: try again then; not an error."""
     row = (await session.execute(_DEFER, {"id": task_id, "token": token, "at": at})).first()

@@ -11,12 +11,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import aiohttp
 import pytest
 import redis.asyncio
 from prometheus_client import REGISTRY
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from services.fetcher.check import Fetcher, check_task
 from shared.alerts import Event, read_events
@@ -336,3 +337,46 @@ async def test_each_watch_kind_checks_on_each_family_in_steams_real_formats(
         if kind == "order_book":
             assert stored.book is not None and stored.book["sells"][0][0] == stored.lowest_sell
             assert sum(q for _, q in stored.book["sells"]) <= (stored.sell_count or 0)
+
+
+async def test_a_quiet_check_is_two_statements_and_no_transaction_around_them(
+    rig: Rig, db: Database
+) -> None:
+    """Issue 16, the lean path: a check that raises nothing is its load and one statement that
+    releases the lease and stores the row, each its own transaction (no BEGIN and COMMIT round
+    trips), on a pooled connection that is not pinged."""
+    warm = await _leased(db, rig.item)  # a first check opens the pool's connections
+    assert await check_task(rig.fetcher, warm) is not None
+    # Its next check (max_price 1: no price is under it, nothing to announce).
+    message = CheckMessage(
+        task_id=warm.task_id, lease_token=await lease_task(db, warm.task_id, expired=False)
+    )
+    statements: list[tuple[str, bool]] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        driver = conn.connection.dbapi_connection.driver_connection
+        statements.append((statement.split()[0], driver.is_in_transaction()))
+
+    engine = rig.fetcher.db.engine.sync_engine
+    event.listen(engine, "after_cursor_execute", seen)
+    try:
+        reply = await check_task(rig.fetcher, message)
+    finally:
+        event.remove(engine, "after_cursor_execute", seen)
+
+    assert reply is not None and reply.outcome == "ok" and reply.events == ()
+    assert statements == [("SELECT", False), ("WITH", False)], statements
+    task = await read_task(db, message.task_id)
+    assert task.lease_token is None and task.condition_state == {
+        "met": False,
+        "checked_at": task.condition_state["checked_at"],  # type: ignore[index]
+    }
+    async with db.session_scope() as s:
+        stored = (
+            await s.scalars(
+                select(PriceSnapshot)
+                .where(PriceSnapshot.task_id == task.id)
+                .order_by(PriceSnapshot.id)
+            )
+        ).all()
+    assert [row.lease_token for row in stored] == [warm.lease_token, message.lease_token]

@@ -71,6 +71,8 @@ async def test_session_scope_closes_the_session(db: Database) -> None:
 
 async def test_incident_one_session_shared_by_20_coroutines_fails(db: Database) -> None:
     """Given one AsyncSession shared by 20 coroutines (the seed's design), I expect the error."""
+    # The seed's session met the pool at start: its first statement opened the connection.
+    await db.engine.dispose()
     session = db.sessionmaker()
     try:
         results = await asyncio.gather(
