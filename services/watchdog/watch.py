@@ -216,6 +216,7 @@ class Watchdog:
                 done.deleted_seen,
                 done.partitions_created,
                 done.partitions_dropped,
+                done.partitions_vacuumed,
             )
         ):
             log.info(
@@ -226,6 +227,7 @@ class Watchdog:
                 deleted_seen=done.deleted_seen,
                 partitions_created=done.partitions_created,
                 partitions_dropped=done.partitions_dropped,
+                partitions_vacuumed=done.partitions_vacuumed,
             )
         return done
 

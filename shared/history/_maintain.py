@@ -64,6 +64,7 @@ class Maintenance:
     deleted_seen: int = 0
     partitions_created: int = 0
     partitions_dropped: int = 0
+    partitions_vacuumed: int = 0  # closed days vacuumed once (see shared.history._partitions)
     skipped: bool = False  # another replica held the watermark
 
 
@@ -221,4 +222,5 @@ async def maintain(db: Database, now: datetime, retention: Retention = Retention
         deleted_seen=seen,
         partitions_created=parts.created,
         partitions_dropped=parts.dropped,
+        partitions_vacuumed=len(parts.vacuumed or []),
     )

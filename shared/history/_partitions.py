@@ -7,6 +7,11 @@ partition is dropped once its last moment is past the raw retention *and* rolled
 and then ``DROP TABLE`` of the detached table, which no check touches any more. Every statement
 runs with a one-second ``lock_timeout``: a pass that cannot have its lock at once gives up and
 the next one tries again.
+
+A day that has closed is vacuumed once (one a pass, the newest first): its rows never change
+again, and with its visibility map set a watch's day is read from the covering index alone
+(migration 0009). Autovacuum would leave the last hours of each day unmarked: it follows
+inserts, and a closed day gets none.
 """
 
 from __future__ import annotations
@@ -34,6 +39,12 @@ DAYS_READY = Gauge(
     "could not be stored)",
 )
 DROPPED = Counter("steamwatch_history_partitions_dropped", "price_history partitions dropped")
+VACUUMED = Counter(
+    "steamwatch_history_partitions_vacuumed",
+    "Closed days of price_history vacuumed once (their visibility map set for index-only reads)",
+)
+#: A day is vacuumed this long after it closed: a check that began before midnight is stored.
+CLOSED_AFTER = timedelta(minutes=5)
 
 _LIST = text(
     """
@@ -57,6 +68,7 @@ class Partition:
 class PartitionWork:
     created: int = 0
     dropped: int = 0
+    vacuumed: list[str] | None = None  # closed days vacuumed by this pass
     # The partitions after the pass; None when price_history is not partitioned.
     remaining: list[Partition] | None = None
 
@@ -93,11 +105,12 @@ async def keep_partitions(
     created = await _create_ahead(db, now, found, ahead)
     dropped = await _drop_old(db, found, drop_before)
     remaining = await partitions(db) or []
+    vacuumed = await _vacuum_closed(db, now, remaining)
     PARTITIONS.set(len(remaining))
     today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     last = max((p.upper for p in remaining if p.upper is not None), default=today)
     DAYS_READY.set(max(0, (last - today).days - 1))
-    return PartitionWork(created=created, dropped=dropped, remaining=remaining)
+    return PartitionWork(created=created, dropped=dropped, vacuumed=vacuumed, remaining=remaining)
 
 
 async def _create_ahead(db: Database, now: datetime, found: list[Partition], ahead: int) -> int:
@@ -155,3 +168,41 @@ async def _drop_old(db: Database, found: list[Partition], drop_before: datetime)
         DROPPED.inc()
         log.info("partition dropped", partition=part.name, ended=part.upper.isoformat())
     return dropped
+
+
+# Closed days with rows inserted since their last vacuum (by the upkeep or autovacuum).
+_UNVACUUMED = text(
+    """
+    SELECT relname FROM pg_stat_user_tables
+    WHERE relname = ANY(:names) AND n_ins_since_vacuum > 0
+    """
+)
+
+
+async def _vacuum_closed(db: Database, now: datetime, found: list[Partition]) -> list[str]:
+    """VACUUM (ANALYZE) the newest closed day with rows inserted since its last vacuum (one a
+    pass)."""
+    closed = {
+        p.name: p.upper for p in found if p.upper is not None and p.upper + CLOSED_AFTER <= now
+    }
+    if not closed:
+        return []
+    async with db.autocommit() as conn:
+        todo = (await conn.execute(_UNVACUUMED, {"names": list(closed)})).scalars().all()
+    if not todo:
+        return []
+    newest = max(todo, key=lambda name: closed[name])
+    async with db.autocommit() as conn:
+        try:
+            # SHARE UPDATE EXCLUSIVE: checks and history queries go on meanwhile.
+            await conn.execute(text(f"VACUUM (ANALYZE) {newest}"))
+        except DBAPIError as e:
+            log.warning(
+                "closed day not vacuumed; the next pass tries again",
+                partition=newest,
+                error=str(e.orig)[:200],
+            )
+            return []
+    VACUUMED.inc()
+    log.info("closed day vacuumed", partition=newest, days_left=len(todo) - 1)
+    return [newest]

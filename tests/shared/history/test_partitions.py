@@ -332,29 +332,36 @@ async def test_a_watch_s_day_is_read_from_the_index_alone(
     fresh_database: Callable[[], str],
 ) -> None:
     """Issue 18 (migration 0009): checks are written time-major, so a watch's day lies on a
-    page per check; the query reads it from the covering index, not the table."""
+    page per check; once the day has closed the upkeep vacuums it, and the query reads it from
+    the covering index, not the table."""
     url = await asyncio.to_thread(fresh_database)
     await asyncio.to_thread(migrate.upgrade, url=url)
     db = Database.create(url=url, pool_size=2, max_overflow=0)
     try:
         tasks = await insert_tasks(db, task_rows(30))
-        now = datetime.now(UTC)
+        found = await partitions(db)
+        assert found is not None
+        day = min(p.upper for p in found if p.upper is not None)  # the first daily partition
         async with db.session_scope() as s:
             await s.execute(
                 text(
                     "INSERT INTO price_history (task_id, lease_token, checked_at, currency, "
                     "lowest_price, volume) "
-                    "SELECT t, gen_random_uuid(), CAST(:now AS timestamptz) - make_interval("
-                    "mins => m), 1, 100 + m % 7, m FROM generate_series(1, 1440) m, "
-                    "unnest(CAST(:tasks AS bigint[])) t ORDER BY m DESC, t"
+                    "SELECT t, gen_random_uuid(), CAST(:day AS timestamptz) + make_interval("
+                    "mins => m), 1, 100 + m % 7, m FROM generate_series(0, 1439) m, "
+                    "unnest(CAST(:tasks AS bigint[])) t ORDER BY m, t"
                 ),
-                {"now": now, "tasks": tasks},
+                {"day": day, "tasks": tasks},
             )
-        async with db.engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text("VACUUM (ANALYZE) price_history"))
+            await s.execute(text("SELECT pg_stat_force_next_flush()"))
+        keep = Retention(raw=timedelta(days=14), hours_per_pass=0)
+        still_open = await maintain(db, day + timedelta(hours=23), keep)
+        closed = await maintain(db, day + timedelta(days=1, minutes=6), keep)
+        again = await maintain(db, day + timedelta(days=1, minutes=7), keep)
+        assert (still_open.partitions_vacuumed, closed.partitions_vacuumed) == (0, 1)
+        assert again.partitions_vacuumed == 0  # once
         task = tasks[len(tasks) // 2]
-        since, until = now - timedelta(days=1), now + timedelta(minutes=1)
+        since, until = day, day + timedelta(days=1)
         async with db.session_scope() as s:
             got = await history(s, task_id=task, interval=60, since=since, until=until)
             [[plan]] = (
@@ -364,7 +371,7 @@ async def test_a_watch_s_day_is_read_from_the_index_alone(
                 )
             ).one()
         assert got.resolution == "raw" and len(got.points) == 1440
-        assert [p.volume for p in got.points[:3]] == [1440, 1439, 1438]
+        assert [p.volume for p in got.points[:3]] == [0, 1, 2]
         scans = [scan for scan in _scans(plan["Plan"]) if scan.get("Actual Loops")]
         assert scans and {scan["Node Type"] for scan in scans} == {"Index Only Scan"}, scans
         assert sum(scan["Heap Fetches"] for scan in scans) == 0
