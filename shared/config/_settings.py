@@ -148,8 +148,8 @@ class Settings(BaseModel):
     budget_slack: float = Field(default=0.5, ge=0, le=60)
 
     # Database pool, per process.
-    db_pool_size: int = Field(default=16, ge=1, le=200)
-    db_max_overflow: int = Field(default=5, ge=0, le=200)
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=6, ge=0, le=200)
     db_pool_timeout: float = Field(default=30.0, gt=0, le=600)
 
     # Scheduling.
