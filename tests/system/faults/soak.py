@@ -38,7 +38,7 @@ import dramatiq
 import redis.asyncio
 from sqlalchemy import func, insert, select
 
-from shared.bus import CHECK_ACTOR, CHECKS_QUEUE, NAMESPACE, RESULTS_QUEUE, create_broker
+from shared.bus import CHECK_ACTOR, CHECKS_QUEUE, NAMESPACE, create_broker
 from shared.bus.queues import all_queue_stats
 from shared.db import Database, PriceSnapshot, Task, migrate
 from steamwatch.embedded import EmbeddedPostgres, EmbeddedRedis
@@ -125,7 +125,7 @@ class Soak:
         broker.close()
         client = redis.asyncio.Redis.from_url(self.redis_url)
         try:
-            for queue in (CHECKS_QUEUE, RESULTS_QUEUE):
+            for queue in (CHECKS_QUEUE,):
                 redis_id = str(uuid.uuid4())
                 await client.hset(f"{NAMESPACE}:{queue}.msgs", redis_id, b"\x00\xffgarbage")
                 await client.rpush(f"{NAMESPACE}:{queue}", redis_id)
