@@ -266,7 +266,10 @@ async def _succeeded(
             if success is None:
                 return None, Staged()
             CHECKS.labels(outcome="ok").inc()
-            return _recovered(watch, message, success, checked_at, judgment), Staged()
+            checked = _news(watch, message, success, checked_at, judgment)
+            # No events by construction (an active watch, nothing judged new); were the row to
+            # have changed under the lease, its news still goes out, a statement later.
+            return checked, await stage(conn, checked.events)
     async with db.session_scope() as session:
         success = await release_success(
             session,
@@ -281,11 +284,11 @@ async def _succeeded(
         CHECKS.labels(outcome="ok").inc()
         if judgment is not None and success.judged:
             await remember_listings(session, watch.task_id, judgment)
-        checked = _recovered(watch, message, success, checked_at, judgment)
+        checked = _news(watch, message, success, checked_at, judgment)
         return checked, await stage(session, checked.events)
 
 
-def _recovered(
+def _news(
     watch: Watch,
     message: CheckMessage,
     success: Success,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import structlog
 from redis.asyncio import Redis
 from sqlalchemy import insert, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from shared.alerts._events import Event, Outgoing, fan_out
 from shared.db import Database, OutboxEvent
@@ -50,7 +50,7 @@ class Sent:
     left: int = 0  # rows the fan-out could not send: the publisher's drain sends them
 
 
-async def stage(session: AsyncSession, events: Sequence[Event]) -> Staged:
+async def stage(session: AsyncSession | AsyncConnection, events: Sequence[Event]) -> Staged:
     """Write ``events`` to the outbox in ``session``'s transaction (one statement)."""
     if not events:
         return Staged()
