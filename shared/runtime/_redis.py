@@ -28,10 +28,24 @@ BACKOFF_BASE = 0.05  # seconds before the first retry, doubling, with jitter
 BACKOFF_CAP = 1.0
 
 
+#: Connections an asyncio client opens at most; a command beyond them waits for one.
+MAX_CONNECTIONS = 100
+#: Seconds a command waits for a connection before it fails.
+CONNECTION_WAIT = 10.0
+
+
 def async_client(url: str, **kwargs: Any) -> redis.asyncio.Redis:
-    """An asyncio client for ``url`` whose commands retry connection errors."""
+    """An asyncio client for ``url`` whose commands retry connection errors.
+
+    Its pool blocks instead of raising when all its connections are busy: a fetcher's burst of
+    checks (each asking the proxy budget, and publishing its events) waits a moment for a
+    connection rather than failing the checks with "Too many connections".
+    """
     retry = AsyncRetry(ExponentialWithJitterBackoff(base=BACKOFF_BASE, cap=BACKOFF_CAP), RETRIES)
-    return redis.asyncio.Redis.from_url(url, retry=retry, **kwargs)
+    kwargs.setdefault("max_connections", MAX_CONNECTIONS)
+    kwargs.setdefault("timeout", CONNECTION_WAIT)
+    pool = redis.asyncio.BlockingConnectionPool.from_url(url, retry=retry, **kwargs)
+    return redis.asyncio.Redis.from_pool(pool)
 
 
 def sync_client(url: str, **kwargs: Any) -> redis.Redis:
