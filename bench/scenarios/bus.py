@@ -13,20 +13,17 @@ import asyncio
 import time
 from typing import Any
 
-from sqlalchemy import text
-
 from bench.harness import Bench, say
 from bench.noop_worker import QUEUE, noop_message
 from bench.scenarios.common import (
-    PIPELINE,
     Rate,
     cpu_seconds,
     insert_tasks,
     item_names,
     noop_unacked,
+    pipeline_rate,
     start_noop_worker,
     start_pipeline,
-    stop,
     unlimited_budgets,
     wait_ready,
     warm_up,
@@ -96,23 +93,9 @@ async def _end_to_end(bench: Bench, system: System) -> tuple[float, dict[str, fl
         say(f"bus: {E2E_TASKS} tasks due; starting scheduler, fetcher, publisher")
         start_pipeline(system)
         await wait_ready(system, bench.redis_url, {"scheduler": 1}, within=60)
-        judged = text("SELECT count(*) FROM tasks WHERE condition_state IS NOT NULL")
-
-        async def done() -> int:
-            async with db.session_scope() as s:
-                return int((await s.execute(judged)).scalar_one())
-
         started = time.perf_counter()
-        meter = Rate(probe=lambda: cpu_seconds(system, ["sim", *PIPELINE]))
-        rate = await meter.watch(done, total=E2E_TASKS, window=WINDOW_S, every=0.5, within=240)
+        rate, cpu, failed = await pipeline_rate(system, db, total=E2E_TASKS, window=WINDOW_S)
         say(f"bus: measured after {time.perf_counter() - started:.0f}s")
-        stop(system, ["scheduler", "fetcher", "publisher"])
-        async with db.session_scope() as s:
-            failed = int(
-                (
-                    await s.execute(text("SELECT count(*) FROM tasks WHERE consecutive_errors > 0"))
-                ).scalar_one()
-            )
     finally:
         await db.dispose()
-    return rate, meter.cpu_ms_each(meter.done_in_window(0.1 * E2E_TASKS)), failed
+    return rate, cpu, failed

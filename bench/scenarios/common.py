@@ -564,3 +564,26 @@ async def sampling(*samplers: Any) -> AsyncIterator[None]:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+_JUDGED = text("SELECT count(*) FROM tasks WHERE condition_state IS NOT NULL")
+_FAILED = text("SELECT count(*) FROM tasks WHERE consecutive_errors > 0")
+
+
+async def pipeline_rate(
+    system: System, db: Database, *, total: int, window: float
+) -> tuple[float, dict[str, float], int]:
+    """Checks a second of the running pipeline (tasks judged, from 10% done until 90% or
+    ``window`` seconds), CPU milliseconds per check by process in that window, and the tasks
+    with a failed check; the pipeline is stopped after."""
+
+    async def judged() -> int:
+        async with db.session_scope() as s:
+            return int((await s.execute(_JUDGED)).scalar_one())
+
+    meter = Rate(probe=lambda: cpu_seconds(system, ["sim", *PIPELINE]))
+    rate = await meter.watch(judged, total=total, window=window, every=0.5, within=240)
+    stop(system, ["scheduler", "fetcher", "publisher"])
+    async with db.session_scope() as s:
+        failed = int((await s.execute(_FAILED)).scalar_one())
+    return rate, meter.cpu_ms_each(meter.done_in_window(0.1 * total)), failed

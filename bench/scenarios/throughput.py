@@ -12,17 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import text
-
 from bench.harness import Bench, say
 from bench.scenarios.common import (
-    PIPELINE,
-    Rate,
-    cpu_seconds,
     insert_tasks,
     item_names,
+    pipeline_rate,
     start_pipeline,
-    stop,
     unlimited_budgets,
     wait_ready,
     warm_up,
@@ -58,21 +53,7 @@ async def run(bench: Bench) -> dict[str, Any]:
         )
         start_pipeline(system)
         await wait_ready(system, bench.redis_url, {"fetcher": 1, "scheduler": 1, "publisher": 1})
-        judged = text("SELECT count(*) FROM tasks WHERE condition_state IS NOT NULL")
-
-        async def done() -> int:
-            async with db.session_scope() as s:
-                return int((await s.execute(judged)).scalar_one())
-
-        meter = Rate(probe=lambda: cpu_seconds(system, ["sim", *PIPELINE]))
-        rate = await meter.watch(done, total=TASKS, window=WINDOW_S, every=0.5, within=240)
-        stop(system, ["scheduler", "fetcher", "publisher"])
-        async with db.session_scope() as s:
-            failed = int(
-                (
-                    await s.execute(text("SELECT count(*) FROM tasks WHERE consecutive_errors > 0"))
-                ).scalar_one()
-            )
+        rate, cpu, failed = await pipeline_rate(system, db, total=TASKS, window=WINDOW_S)
     finally:
         await db.dispose()
     say(f"throughput: {rate:.1f} checks/s of {bound:.0f} ({rate / bound:.2f})")
@@ -83,5 +64,5 @@ async def run(bench: Bench) -> dict[str, Any]:
         "checks_failed": failed,
         "fetcher_threads": threads,
         "latency_ms": int(LATENCY_S * 1000),
-        "cpu_ms_per_check": meter.cpu_ms_each(meter.done_in_window(0.1 * TASKS)),
+        "cpu_ms_per_check": cpu,
     }

@@ -252,30 +252,16 @@ async def _succeeded(
         except NotJudged as e:
             log.error("result not judged", task_id=watch.task_id, problem=str(e))
             CHECKS.labels(outcome="not_judged").inc()
-        state = None if judgment is None else judgment.state
-        if status == "active" and (judgment is None or not judgment.writes_more):
-            # Nothing to announce (a stalled watch would recover: that is news): one statement.
-            success = await release_success(
-                conn,
-                task_id=watch.task_id,
-                token=token,
-                state=state,
-                conditions=watch.conditions,
-                snapshot=snapshot,
-            )
-            if success is None:
-                return None, Staged()
-            CHECKS.labels(outcome="ok").inc()
-            checked = _news(watch, message, success, checked_at, judgment)
-            # No events by construction (an active watch, nothing judged new); were the row to
-            # have changed under the lease, its news still goes out, a statement later.
-            return checked, await stage(conn, checked.events)
-    async with db.session_scope() as session:
+    # The usual check (an active watch, nothing judged new: no events, no listings to write)
+    # is one statement in autocommit; the rest is one transaction.
+    quiet = status == "active" and (judgment is None or not judgment.writes_more)
+    unit = db.autocommit() if quiet else db.session_scope()
+    async with unit as writer:
         success = await release_success(
-            session,
+            writer,
             task_id=watch.task_id,
             token=token,
-            state=state,
+            state=None if judgment is None else judgment.state,
             conditions=watch.conditions,
             snapshot=snapshot,
         )
@@ -283,9 +269,9 @@ async def _succeeded(
             return None, Staged()
         CHECKS.labels(outcome="ok").inc()
         if judgment is not None and success.judged:
-            await remember_listings(session, watch.task_id, judgment)
+            await remember_listings(writer, watch.task_id, judgment)
         checked = _news(watch, message, success, checked_at, judgment)
-        return checked, await stage(session, checked.events)
+        return checked, await stage(writer, checked.events)
 
 
 def _news(

@@ -104,7 +104,9 @@ _REMEMBER = text(
 )
 
 
-async def remember_listings(session: AsyncSession, task_id: int, judgment: Judgment) -> None:
+async def remember_listings(
+    session: AsyncSession | AsyncConnection, task_id: int, judgment: Judgment
+) -> None:
     """Remember the listings announced now, and that the announced ones are still for sale (the
     history upkeep forgets only listings no check has seen for a while)."""
     if judgment.seen_again:

@@ -9,11 +9,8 @@ a row the fast path published already is not published twice.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import pytest
-import redis.asyncio
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 
@@ -22,15 +19,6 @@ from shared.alerts import Event, read_events, send_staged, stage
 from shared.db import Database
 from shared.runtime import Pools
 from shared.steam import Item
-
-
-@pytest.fixture
-async def pools(db: Database, redis_url: str) -> AsyncIterator[Pools]:
-    client = redis.asyncio.Redis.from_url(redis_url)
-    try:
-        yield Pools(db=db, redis=client)
-    finally:
-        await client.aclose()
 
 
 def _events(n: int, owner: str = "alice") -> list[Event]:

@@ -9,13 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dramatiq
-import pytest
-import redis.asyncio
 from prometheus_client import REGISTRY
 from sqlalchemy import select, text
 
@@ -32,15 +29,6 @@ from shared.runtime import Pools
 from tests.fixtures.tasks import insert_tasks, lease_task, read_task, task_rows
 
 PAST = datetime.now(UTC) - timedelta(minutes=5)
-
-
-@pytest.fixture
-async def pools(db: Database, redis_url: str) -> AsyncIterator[Pools]:
-    client = redis.asyncio.Redis.from_url(redis_url)
-    try:
-        yield Pools(db=db, redis=client)
-    finally:
-        await client.aclose()
 
 
 def make_watchdog(redis_url: str, **overrides: Any) -> Watchdog:
