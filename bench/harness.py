@@ -50,6 +50,7 @@ SCENARIOS = [
     "history",
     "migration",
     "throughput",
+    "floor",
 ]
 VERSIONS = ["steamwatch", "dramatiq", "apscheduler", "sqlalchemy", "asyncpg", "redis", "aiohttp"]
 #: Application name of the benchmark's own connections: never counted as the system's.

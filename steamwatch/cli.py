@@ -151,14 +151,13 @@ def _exec_dramatiq(service: str, settings: Settings) -> NoReturn:
     processes = getattr(settings, f"{service}_processes")
     threads = getattr(settings, f"{service}_threads")
     # dramatiq's consumer fetches only while fewer messages than its prefetch are unfinished,
-    # and otherwise backs off up to its worker timeout. With prefetch equal to the threads, a
-    # thread that finished waited for that back-off: a default fetcher did 44 checks/s of 80
-    # at 200 ms Steam latency (`make bench SCENARIO=throughput`), 59 with a 100 ms back-off.
-    # A quarter more (at least 8) and that back-off keep the threads busy (75 of 80), while a
-    # wave of checks still spreads over the processes and replicas instead of waiting in the
-    # first one's memory (dramatiq's default prefetch is twice the threads).
+    # and otherwise backs off (at most 100 ms: shared.bus.CONSUMER_BACKOFF_MS). With prefetch
+    # equal to the threads, a thread that finished waited for that back-off: a default fetcher
+    # did 59 checks/s of 80 at 200 ms Steam latency (`make bench SCENARIO=throughput`). A
+    # quarter more (at least 8) keeps the threads busy (75 of 80), while a wave of checks still
+    # spreads over the processes and replicas instead of waiting in the first one's memory
+    # (dramatiq's default prefetch is twice the threads).
     os.environ.setdefault("dramatiq_queue_prefetch", str(threads + max(8, threads // 4)))
-    os.environ.setdefault("dramatiq_worker_timeout", "100")
     # dramatiq pipes its workers' output through its main process, so a worker never sees a
     # terminal: decide the format here, where the terminal is, for one format on screen.
     if settings.log_format == "auto":

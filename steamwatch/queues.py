@@ -162,6 +162,7 @@ def _entry(letter: DeadLetter, now: float) -> dict[str, Any]:
     message = letter.message
     options = message.options if message is not None and isinstance(message.options, dict) else {}
     kwargs = message.kwargs if message is not None else {}
+    also = kwargs.get("also")  # a check batch's claims beyond the first
     # Tracebacks may quote a proxy or store URL: mask credentials like every log line does.
     traceback = redact_text(tb) if isinstance(tb := options.get("traceback"), str) else None
     return {
@@ -172,6 +173,11 @@ def _entry(letter: DeadLetter, now: float) -> dict[str, Any]:
         "actor": message.actor_name if message is not None else None,
         "message_id": message.message_id if message is not None else None,
         "task_id": kwargs.get("task_id"),
+        "more_task_ids": (
+            [c.get("task_id") for c in also if isinstance(c, dict)]
+            if isinstance(also, list)
+            else []
+        ),
         "retries": options.get("retries", 0) if message is not None else None,
         "error": _last_line(traceback),
         "traceback": traceback,
@@ -237,7 +243,9 @@ def _letter_lines(entries: Sequence[dict[str, Any]]) -> list[str]:
         if e["problem"] is not None:
             rows.append((head, f"unreadable: {e['problem']}"))
             continue
-        task = "-" if e["task_id"] is None else e["task_id"]
+        task = "-" if e["task_id"] is None else str(e["task_id"])
+        if e["more_task_ids"]:
+            task += f" +{len(e['more_task_ids'])}"
         head += [str(e["actor"]), f"task {task}", f"retries {e['retries']}"]
         rows.append((head, e["error"] or "(no traceback recorded)"))
     widths = [max((len(h[i]) for h, _ in rows if i < len(h)), default=0) for i in range(6)]

@@ -33,7 +33,9 @@ from shared.config import load_settings
 from testbed.system import System
 
 DESCRIPTION = "raw dramatiq no-op msgs/s vs end-to-end checks/s (scheduler->fetcher->publisher)"
-TARGETS = {"ratio": (">=", 0.5)}
+# No target: the ratio set a whole check against a message that does nothing. The floor
+# scenario's floor_ratio (the whole system against the least a check can cost) replaced it.
+TARGETS: dict[str, tuple[str, float]] = {}
 
 RAW_MESSAGES = 30_000
 E2E_TASKS = 12_000

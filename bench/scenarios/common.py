@@ -17,7 +17,7 @@ import os
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -359,11 +359,16 @@ class Rate:
         return {k: round(1000 * (after[k] - before.get(k, 0.0)) / done, 3) for k in after}
 
 
-def cpu_seconds(system: System, names: Sequence[str]) -> dict[str, float]:
-    """User plus system CPU seconds of each named live process and its descendants so far.
+def cpu_seconds(
+    system: System, names: Sequence[str], roots: Mapping[str, int] | None = None
+) -> dict[str, float]:
+    """CPU seconds so far of each named live process and its descendants, and of each root pid
+    of ``roots`` (say PostgreSQL's postmaster and Redis) with its descendants, by name.
 
-    One pass over Linux's ``/proc``, so every process is read at the same moment and a probe
-    inside a measuring window stays cheap.
+    User plus system time, with the time of exited children their parent has reaped: a
+    PostgreSQL backend that ends keeps counting through the postmaster. One pass over Linux's
+    ``/proc``, so every process is read at the same moment and a probe inside a measuring
+    window stays cheap.
     """
     tick = os.sysconf("SC_CLK_TCK")
     parent: dict[int, int] = {}
@@ -377,7 +382,7 @@ def cpu_seconds(system: System, names: Sequence[str]) -> dict[str, float]:
             continue
         pid = int(entry.name)
         parent[pid] = int(fields[1])
-        spent[pid] = (int(fields[11]) + int(fields[12])) / tick
+        spent[pid] = sum(int(f) for f in fields[11:15]) / tick  # utime stime cutime cstime
     children: dict[int, list[int]] = defaultdict(list)
     for pid, ppid in parent.items():
         children[ppid].append(pid)
@@ -389,7 +394,33 @@ def cpu_seconds(system: System, names: Sequence[str]) -> dict[str, float]:
     for proc in system.procs:
         if proc.name in names and proc.process.poll() is None:
             out[proc.name] = out.get(proc.name, 0.0) + with_descendants(proc.process.pid)
+    for name, pid in (roots or {}).items():
+        out[name] = with_descendants(pid)
     return out
+
+
+async def store_roots(database_url: str, redis_url: str) -> dict[str, int]:
+    """The root processes of the stores a scenario uses: PostgreSQL's postmaster (the parent of
+    a backend) and the Redis server (its ``process_id``), for :func:`cpu_seconds`.
+
+    They count as the system's only when nothing else uses them: the embedded stores ``make
+    bench`` starts when no URLs are set.
+    """
+    engine = create_async_engine(make_url(database_url), poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            backend = int(await conn.scalar(text("SELECT pg_backend_pid()")))
+            # Read while the backend lives: a procfs read, never blocking.
+            stat = Path(f"/proc/{backend}/stat").read_text()  # noqa: ASYNC240
+    finally:
+        await engine.dispose()
+    postmaster = int(stat.rsplit(")", 1)[1].split()[1])
+    client = redis.Redis.from_url(redis_url)
+    try:
+        redis_pid = int(client.info("server")["process_id"])
+    finally:
+        client.close()
+    return {"postgres": postmaster, "redis": redis_pid}
 
 
 def quantile(values: Sequence[float], q: float) -> float:

@@ -32,6 +32,7 @@ from bench.scenarios.common import (
     sampling,
     served_between,
     sim_call,
+    store_roots,
     unlimited_budgets,
     wait_ready,
     warm_up,
@@ -88,23 +89,29 @@ class Run:
         return self.connections.peak_total if self.connections else 0
 
 
+async def prepare(bench: Bench, system: System, db: Database) -> dict[str, int]:
+    """The simulator (4 proxies, no limits, every book built, 200 +/- 50 ms) and the tasks,
+    due in a day (``spread`` makes them due once a design runs); the stores' root processes."""
+    system.start_simulator("--no-limits", proxies=4)
+    names = await item_names(system, TASKS)
+    await warm_up(system, names)
+    await sim_call(
+        system, "POST", "/__sim/latency", body={"mean_ms": LATENCY_MS, "jitter_ms": JITTER_MS}
+    )
+    await insert_tasks(db, count=TASKS, interval=INTERVAL, start=86400, names=names)
+    return await store_roots(bench.database_url, bench.redis_url)
+
+
 async def run(bench: Bench) -> dict[str, Any]:
     system = bench.system()
-    system.start_simulator("--no-limits", proxies=4)
     db = bench.database()
     try:
-        names = await item_names(system, TASKS)
-        await warm_up(system, names)
-        await sim_call(
-            system, "POST", "/__sim/latency", body={"mean_ms": LATENCY_MS, "jitter_ms": JITTER_MS}
-        )
-        # Due in a day: ``spread`` makes them due once each design is running.
-        await insert_tasks(db, count=TASKS, interval=INTERVAL, start=86400, names=names)
+        roots = await prepare(bench, system, db)
         say("seed_design: steamwatch")
-        steamwatch = await measure(bench, system, db, start_steamwatch)
+        steamwatch = await measure(bench, system, db, start_steamwatch, roots)
         await reset(bench, system, db)
         say("seed_design: the seed's design")
-        seed = await measure(bench, system, db, start_seed)
+        seed = await measure(bench, system, db, start_seed, roots)
     finally:
         await db.dispose()
     sw_by_app = dict(steamwatch.connections.peak_by_app) if steamwatch.connections else {}
@@ -124,8 +131,14 @@ async def run(bench: Bench) -> dict[str, Any]:
     }
 
 
-async def measure(bench: Bench, system: System, db: Database, start: Any) -> Run:
-    """Start a design, spread the tasks over one interval, count what it stored in the window."""
+async def measure(
+    bench: Bench, system: System, db: Database, start: Any, roots: dict[str, int]
+) -> Run:
+    """Start a design, spread the tasks over one interval, count what it stored in the window.
+
+    CPU is counted for the design's processes, the simulator apart, and for the stores'
+    process trees (``roots``: PostgreSQL, Redis), which do the design's work too.
+    """
     connections = ConnectionSampler(bench.database_url)
     result = Run(connections=connections)
     async with sampling(connections):
@@ -141,11 +154,11 @@ async def measure(bench: Bench, system: System, db: Database, start: Any) -> Run
         window = (started + timedelta(seconds=WARM), started + timedelta(seconds=WARM + MEASURE))
         await asyncio.sleep((window[0] - await db_now(db)).total_seconds())
         watched = [p.name for p in [*procs, system.procs[0]]]  # and the simulator
-        before = cpu_seconds(system, watched)
+        before = cpu_seconds(system, watched, roots)
         sessions = connections.sessions[1]
         await asyncio.sleep((window[1] - await db_now(db)).total_seconds() + 1)
-        after = cpu_seconds(system, watched)
-        cpu = {name: after.get(name, 0.0) - before.get(name, 0.0) for name in watched}
+        after = cpu_seconds(system, watched, roots)
+        cpu = {name: after.get(name, 0.0) - before.get(name, 0.0) for name in [*watched, *roots]}
         sessions = connections.sessions[1] - sessions
         async with db.session_scope() as s:
             result.checks = int(await s.scalar(COUNT_CHECKS, {"a": window[0], "b": window[1]}) or 0)
@@ -156,10 +169,14 @@ async def measure(bench: Bench, system: System, db: Database, start: Any) -> Run
     async with sampling(stopping):
         await asyncio.gather(*(asyncio.to_thread(system.stop, proc) for proc in procs))
     result.extra["db_connections_max_while_stopping"] = stopping.peak_total
-    # CPU per check, by process (tree): what each design spends, the simulator's share apart.
+    # CPU per check, by process (tree): what each design spends, the simulator's share apart;
+    # in all (the stores included) and in the design's own processes.
     per_check = {name: 1000 * seconds / max(result.checks, 1) for name, seconds in cpu.items()}
     result.extra["cpu_ms_per_check"] = round(
         sum(ms for name, ms in per_check.items() if name != "sim"), 2
+    )
+    result.extra["client_cpu_ms_per_check"] = round(
+        sum(ms for name, ms in per_check.items() if name not in ("sim", *roots)), 2
     )
     # Connections PostgreSQL saw opened in the window: a pool that keeps closing and reopening
     # them pays a backend start each time.
@@ -169,9 +186,12 @@ async def measure(bench: Bench, system: System, db: Database, start: Any) -> Run
     return result
 
 
-async def start_steamwatch(bench: Bench, system: System, db: Database) -> tuple[list[Proc], Any]:
-    procs = [system.start(service, **STEAMWATCH_ENV) for service in SERVICES]
-    fetchers = int(STEAMWATCH_ENV["STEAMWATCH_FETCHER_PROCESSES"])
+async def start_steamwatch(
+    bench: Bench, system: System, db: Database, env: dict[str, str] | None = None
+) -> tuple[list[Proc], Any]:
+    env = STEAMWATCH_ENV if env is None else env
+    procs = [system.start(service, **env) for service in SERVICES]
+    fetchers = int(env.get("STEAMWATCH_FETCHER_PROCESSES", "1"))
     await wait_ready(system, bench.redis_url, {"fetcher": fetchers, "publisher": 1}, within=90)
 
     def finish() -> dict[str, Any]:
@@ -238,7 +258,8 @@ async def spread(db: Database) -> datetime:
 
 
 async def reset(bench: Bench, system: System, db: Database) -> None:
-    """Between the runs: no stored prices, no leases or errors, no messages, fresh stats."""
+    """Between the runs: no stored prices, no leases or errors, no messages, fresh stats, and
+    the tables vacuumed and a checkpoint taken, so no design pays for the one before it."""
     async with db.session_scope() as s:
         await s.execute(text("DELETE FROM price_history"))
         await s.execute(
@@ -248,6 +269,9 @@ async def reset(bench: Bench, system: System, db: Database) -> None:
                 "condition_state = NULL, next_check = now() + interval '1 day'"
             )
         )
+    async with db.autocommit() as conn:
+        await conn.execute(text("VACUUM (ANALYZE) tasks, price_history"))
+        await conn.execute(text("CHECKPOINT"))
     import redis.asyncio
 
     client = redis.asyncio.Redis.from_url(bench.redis_url)

@@ -10,10 +10,11 @@ transaction and published right after its commit (see :mod:`shared.alerts`).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio
 import structlog
@@ -142,6 +143,28 @@ class Checked:
     recovered: bool = False
     became_stalled: bool = False
     became_failed: bool = False
+
+
+async def check_message(fetcher: Fetcher, message: CheckMessage) -> list[Checked | None]:
+    """Run every claim of a check message at once, each as :func:`check_task`.
+
+    Each claim stands alone: one that raises (a store down) does not stop the others, and the
+    first error is raised once all are done, so dramatiq retries the message; the retry finds
+    the finished claims' leases released and drops them, and redoes the rest.
+    """
+    claims = message.claims()
+    if len(claims) == 1:
+        return [await check_task(fetcher, message)]
+
+    async def one(claim: CheckMessage) -> Checked | None:
+        with structlog.contextvars.bound_contextvars(task_id=claim.task_id):
+            return await check_task(fetcher, claim)
+
+    done = await asyncio.gather(*(one(c) for c in claims), return_exceptions=True)
+    for outcome in done:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return cast("list[Checked | None]", done)
 
 
 async def check_task(fetcher: Fetcher, message: CheckMessage) -> Checked | None:

@@ -47,7 +47,12 @@ class SteamResources(Middleware):
         )
         initialize_metrics(pool)
         return SteamClient(
-            http=create_http_session(timeout=s.http_timeout, limit=s.fetcher_threads),
+            # Each thread checks the claims of one message at once, each with at most one
+            # request out at a time.
+            http=create_http_session(
+                timeout=s.http_timeout,
+                limit=s.fetcher_threads * s.scheduler_checks_per_message,
+            ),
             pool=pool,
             base_url=s.steam_base_url,
             family=s.steam_family,

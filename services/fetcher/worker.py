@@ -6,7 +6,7 @@ Built by :func:`services.fetcher.main.setup` in each worker process; importing i
 from __future__ import annotations
 
 from services.fetcher import metrics
-from services.fetcher.check import Fetcher, check_task
+from services.fetcher.check import Fetcher, check_message
 from services.fetcher.steam import SteamResources
 from shared.bus import (
     CHECK_ACTOR,
@@ -60,7 +60,7 @@ def build(
             backoff=backoff,
             stopping=lambda: steam.stopping,
         )
-        await check_task(fetcher, message)
+        await check_message(fetcher, message)
 
     declare_actor(
         broker,

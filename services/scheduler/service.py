@@ -27,6 +27,9 @@ log = structlog.get_logger(__name__)
 CLAIMED = Counter("steamwatch_scheduler_claimed", "Tasks claimed and sent")
 HELD_BACK = Counter("steamwatch_scheduler_backpressure", "Ticks that claimed less for a deep queue")
 SEND_FAILURES = Counter("steamwatch_scheduler_send_failures", "Claimed tasks whose message failed")
+MESSAGES = Counter(
+    "steamwatch_scheduler_messages_sent", "Check messages sent (each with its claims)"
+)
 LAG = Histogram(
     "steamwatch_schedule_lag_seconds",
     "Claim time minus next_check",
@@ -48,6 +51,7 @@ class Scheduler:
     batch: int
     high_water: int
     lease_seconds: float
+    per_message: int = 1  # claims one check message carries
 
     async def tick(self, pools: Pools) -> list[Claim]:
         with TICK_SECONDS.time():
@@ -56,7 +60,8 @@ class Scheduler:
     async def _tick(self, pools: Pools) -> list[Claim]:
         depth = int(await pools.redis.llen(queue_key(CHECKS_QUEUE)))
         QUEUE_DEPTH.set(depth)
-        room = min(self.batch, self.high_water - depth)
+        # Messages in the queue carry up to ``per_message`` checks each: counted full.
+        room = min(self.batch, self.high_water - depth * self.per_message)
         if room < self.batch:
             HELD_BACK.inc()
             log.info("checks queue is deep; claiming less", depth=depth, claiming=max(room, 0))
@@ -69,20 +74,24 @@ class Scheduler:
         return claims
 
     def _send(self, claims: list[Claim]) -> list[Claim]:
-        """Send one check per claim; returns the claims whose message could not be sent."""
+        """Send the claims, ``per_message`` to a check message (the most overdue first);
+        returns the claims whose message could not be sent."""
         unsent = []
-        for claim in claims:
-            LAG.observe(claim.lag)
+        for start in range(0, len(claims), self.per_message):
+            batch = claims[start : start + self.per_message]
+            for claim in batch:
+                LAG.observe(claim.lag)
             try:
                 send_check(
-                    self.broker, CheckMessage(task_id=claim.task_id, lease_token=claim.lease_token)
+                    self.broker, CheckMessage.batch([(c.task_id, c.lease_token) for c in batch])
                 )
             except Exception:
-                SEND_FAILURES.inc()
-                log.exception("could not send a check", task_id=claim.task_id)
-                unsent.append(claim)
+                SEND_FAILURES.inc(len(batch))
+                log.exception("could not send a check", task_ids=[c.task_id for c in batch][:20])
+                unsent += batch
             else:
-                CLAIMED.inc()
+                CLAIMED.inc(len(batch))
+                MESSAGES.inc()
         return unsent
 
     async def _give_back(self, pools: Pools, unsent: list[Claim]) -> None:
@@ -113,6 +122,7 @@ def run(settings: Settings, *, database_url: str, redis_url: str) -> None:
         batch=settings.scheduler_batch,
         high_water=settings.scheduler_high_water,
         lease_seconds=settings.lease_seconds,
+        per_message=settings.scheduler_checks_per_message,
     )
     asyncio.run(
         run_ticking_service(

@@ -297,6 +297,29 @@ class Watchdog:
             return "malformed", str(e)
         requeues = message.options.get(REQUEUES_OPTION, 0)
         requeues = requeues if isinstance(requeues, int) and requeues >= 0 else 0
+        # A batch's claims come back one message each: one that keeps dying dies alone.
+        dropped = [
+            why
+            for claim in check.claims()
+            if (why := await self._dead_claim(session, report, claim, requeues, message))
+        ]
+        if len(dropped) < len(check.claims()):
+            return None  # some claim was re-sent: the letter lives on in it
+        if len(dropped) == 1:
+            return dropped[0]
+        return dropped[0][0], "; ".join(
+            f"{c.task_id}: {d}" for c, (_, d) in zip(check.claims(), dropped, strict=True)
+        )
+
+    async def _dead_claim(
+        self,
+        session: AsyncSession,
+        report: Report,
+        check: CheckMessage,
+        requeues: int,
+        message: dramatiq.Message[object],
+    ) -> tuple[str, str] | None:
+        """Re-send one claim of a dead-lettered check; (reason, detail) if it is dropped."""
         if requeues >= self.dead_letter_requeues:
             return await self._give_up(session, report, check, requeues, message)
         lease = await release_dead_letter(

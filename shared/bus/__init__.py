@@ -26,9 +26,11 @@ from shared.bus._keys import (
 )
 from shared.bus._message_metrics import MessageMetrics
 from shared.bus._messages import (
+    MAX_CHECK_BATCH,
     REQUEUES_OPTION,
     BadMessage,
     CheckMessage,
+    Claimed,
     guarded,
     send_check,
 )
@@ -47,6 +49,8 @@ __all__ = [
     "CHECKS_QUEUE",
     "CHECK_ACTOR",
     "CheckMessage",
+    "Claimed",
+    "MAX_CHECK_BATCH",
     "Consumer",
     "HANDED_BACK",
     "HandBack",

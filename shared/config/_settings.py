@@ -155,6 +155,10 @@ class Settings(BaseModel):
     # Scheduling.
     scheduler_tick: float = Field(default=1.0, gt=0, le=3600)
     scheduler_batch: int = Field(default=500, ge=1, le=100_000)
+    # Claims one check message carries, checked at once by one fetcher thread: the bus's cost
+    # (fetch, hand-over, acknowledgement) is paid once for them (`make bench SCENARIO=floor`).
+    # At most shared.bus.MAX_CHECK_BATCH.
+    scheduler_checks_per_message: int = Field(default=8, ge=1, le=64)
     # Backpressure: claim nothing more while this many checks wait in the queue.
     scheduler_high_water: int = Field(default=10_000, ge=1, le=10_000_000)
     lease_seconds: int = Field(default=120, ge=1, le=86_400)

@@ -12,8 +12,8 @@ USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Ge
 def create_http_session(*, timeout: float, limit: int = 200) -> aiohttp.ClientSession:
     """The process's one HTTP session; call on the event loop that will use it.
 
-    ``limit`` caps its open connections: a fetcher passes its thread count, since each
-    thread's check has at most one request out at a time.
+    ``limit`` caps its open connections: a fetcher passes the checks it may run at once (its
+    threads times the claims of a message), since each check has one request out at a time.
     """
     return aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 5.0)),

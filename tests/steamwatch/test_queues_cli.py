@@ -24,7 +24,16 @@ import pytest
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
-from shared.bus import CHECK_ACTOR, CHECKS_QUEUE, RESULT_ACTOR, RESULTS_QUEUE, create_broker
+from shared.bus import (
+    CHECK_ACTOR,
+    CHECKS_QUEUE,
+    RESULT_ACTOR,
+    RESULTS_QUEUE,
+    CheckMessage,
+    create_broker,
+)
+from shared.bus.deadletters import DeadLetter
+from steamwatch.queues import _entry, _letter_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -404,3 +413,20 @@ async def test_unreachable_redis_is_a_clear_error() -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("steamwatch: cannot read Redis")
     assert "Traceback" not in result.stderr
+
+
+def test_a_dead_check_batch_lists_its_first_task_and_how_many_more() -> None:
+    batch = CheckMessage.batch([(7, uuid.uuid4()), (8, uuid.uuid4()), (9, uuid.uuid4())])
+    letter = dramatiq.Message(
+        queue_name=CHECKS_QUEUE,
+        actor_name=CHECK_ACTOR,
+        args=(),
+        kwargs=batch.model_dump(mode="json", exclude_defaults=True),
+        options={},
+    )
+    dead = DeadLetter(CHECKS_QUEUE, "1-0", time.time(), letter.encode(), letter)
+
+    entry = _entry(dead, time.time())
+
+    assert (entry["task_id"], entry["more_task_ids"]) == (7, [8, 9])
+    assert "task 7 +2" in _letter_lines([entry])[0]

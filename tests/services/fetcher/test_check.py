@@ -19,7 +19,7 @@ import redis.asyncio
 from prometheus_client import REGISTRY
 from sqlalchemy import event, select, text
 
-from services.fetcher.check import Fetcher, check_task
+from services.fetcher.check import Fetcher, check_message, check_task
 from shared.alerts import Event, read_events
 from shared.bus import CheckMessage
 from shared.db import Database, PriceSnapshot
@@ -103,11 +103,14 @@ async def proxied(db: Database, redis_url: str) -> AsyncIterator[Rig]:
         yield rig
 
 
-async def _leased(db: Database, name: str, max_price: int = 1) -> CheckMessage:
+async def _leased(
+    db: Database, name: str, max_price: int = 1, owner: str = "alice"
+) -> CheckMessage:
     [task_id] = await add_tasks(
         db,
         [
             {
+                "owner": owner,
                 "market_hash_name": name,
                 "kind": "lowest_price",
                 "conditions": {"max_price": max_price},
@@ -214,6 +217,38 @@ async def test_a_check_under_a_superseded_lease_changes_nothing(rig: Rig, db: Da
     assert task.next_check == task_before.next_check
     assert task.condition_state is None  # its judgment vanished with it
     assert await rig.events(task.id) == [] and await rig.outbox() == 0
+
+
+async def test_a_message_of_several_claims_checks_each_and_a_redelivery_redoes_only_held_leases(
+    rig: Rig, db: Database
+) -> None:
+    claims = [await _leased(db, rig.item, 10_000_000, owner=f"owner{i}") for i in range(3)]
+    [first, second, third] = claims
+    await lease_task(db, third.task_id, expired=False)  # re-leased meanwhile: not this message's
+    message = CheckMessage.batch([(c.task_id, c.lease_token) for c in claims])
+    assert [c.task_id for c in message.claims()] == [c.task_id for c in claims]
+
+    replies = await check_message(rig.fetcher, message)
+
+    assert [r is not None and r.outcome for r in replies] == ["ok", "ok", False]
+    for claim in (first, second):
+        task = await read_task(db, claim.task_id)
+        assert task.lease_token is None and task.condition_state is not None
+        [event] = await rig.events(claim.task_id)
+        assert event.id == f"{claim.task_id}:{claim.lease_token}:price"
+    assert (await read_task(db, third.task_id)).condition_state is None
+    async with db.session_scope() as s:
+        rows = (await s.scalars(select(PriceSnapshot.task_id))).all()
+    assert sorted(rows) == sorted([first.task_id, second.task_id])
+
+    # dramatiq delivers it again (a worker died before its acknowledgement): every lease it
+    # carried has moved on, so nothing is checked, stored or announced twice.
+    again = await check_message(rig.fetcher, message)
+
+    assert again == [None, None, None]
+    async with db.session_scope() as s:
+        assert len((await s.scalars(select(PriceSnapshot.task_id))).all()) == 2
+    assert [len(await rig.events(c.task_id)) for c in claims] == [1, 1, 0]
 
 
 def _retries() -> float:

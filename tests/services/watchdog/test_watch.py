@@ -311,3 +311,35 @@ async def test_each_pass_keeps_history_bounded_and_a_failure_there_stops_no_repa
     assert broken.history is None
     assert metric("steamwatch_history_upkeep_failures_total") == failures + 1
     assert broken.tasks  # the pass itself went on: it counted the tasks
+
+
+async def test_a_dead_lettered_batch_comes_back_one_check_per_live_claim(
+    db: Database, pools: Pools, redis_url: str
+) -> None:
+    first, paused, second, gone_a, gone_b = await insert_tasks(
+        db, [*task_rows(1), *task_rows(1, status="paused"), *task_rows(3)]
+    )
+    tokens = {t: await lease_task(db, t, expired=False) for t in (first, paused, second)}
+    broker = create_broker(redis_url=redis_url)
+    batch = CheckMessage.batch(
+        [(first, tokens[first]), (paused, tokens[paused]), (second, tokens[second])]
+    )
+    dead_letter(broker, CHECKS_QUEUE, "check_task", batch.model_dump(mode="json"))
+    # Every claim of this one has moved on: the letter is dropped, naming each.
+    moved_on = CheckMessage.batch([(gone_a, uuid.uuid4()), (gone_b, uuid.uuid4())])
+    dead_letter(broker, CHECKS_QUEUE, "check_task", moved_on.model_dump(mode="json"))
+
+    report = await make_watchdog(redis_url).run_pass(pools)
+
+    assert sorted(report.sent("dead_letter")) == sorted([first, second])
+    resent = {m["task_id"]: m for m in await queued(pools)}
+    assert sorted(resent) == sorted([first, second])
+    for task_id in (first, second):
+        row = await read_task(db, task_id)
+        assert resent[task_id]["lease_token"] == str(row.lease_token) != str(tokens[task_id])
+        assert "also" not in resent[task_id]  # one check each: a poison claim dies alone
+        assert resent[task_id]["options"][REQUEUES_OPTION] == 1
+    assert (await read_task(db, paused)).lease_token == tokens[paused]  # never revived
+    [dropped] = report.dropped
+    assert (dropped.reason, dropped.task_id) == ("superseded", gone_a)
+    assert f"{gone_a}: " in dropped.detail and f"{gone_b}: " in dropped.detail

@@ -47,7 +47,7 @@ BASE = {**FAST, "STEAMWATCH_WORKER_SHUTDOWN_TIMEOUT": "3"}
 ALWAYS = {"max_price": 10**9}  # met at every check: exactly one alert per task, at its first
 ACKS = "steamwatch:__acks__."
 
-Held = list[dict[str, Any]]  # the kwargs of the messages a worker held
+Held = list[dict[str, Any]]  # the claims (task id, lease token) of the messages a worker held
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -113,8 +113,13 @@ async def _holders(redis_url: str, queue: str) -> dict[str, Held]:
         async for key in client.scan_iter(match=f"{ACKS}*.{queue}"):
             ids = list(await client.smembers(key))
             raws = await client.hmget(f"steamwatch:{queue}.msgs", ids) if ids else []
+            # A check message may carry several claims: each is held alike.
             out[key.decode()[len(ACKS) : -len(queue) - 1]] = [
-                json.loads(r)["kwargs"] for r in raws if r is not None
+                claim
+                for r in raws
+                if r is not None
+                for kwargs in [json.loads(r)["kwargs"]]
+                for claim in [kwargs, *kwargs.get("also", [])]
             ]
         return out
     finally:
@@ -222,13 +227,14 @@ def _min_gap(runs: dict[int, list[Any]], ids: Any) -> float:
 
 
 async def _checks_sent(redis_url: str) -> set[str]:
-    """Lease tokens of every check message sent and not acknowledged yet."""
+    """Lease tokens of every claim of every check message sent and not acknowledged yet."""
     client = redis.asyncio.Redis.from_url(redis_url)
     try:
         raws = await client.hvals("steamwatch:checks.msgs")
     finally:
         await client.aclose()
-    return {str(json.loads(m)["kwargs"]["lease_token"]) for m in raws}
+    messages = [json.loads(m)["kwargs"] for m in raws]
+    return {str(c["lease_token"]) for m in messages for c in [m, *m.get("also", [])]}
 
 
 def _logged_at(system: System, service: str, event: str) -> list[datetime]:
@@ -433,6 +439,8 @@ async def test_scheduler_killed_mid_send_leaves_no_lease_behind_and_claims_nothi
         "STEAMWATCH_WATCHDOG_TICK": str(tick),
         "STEAMWATCH_WATCHDOG_GRACE": str(grace),
         "STEAMWATCH_FETCHER_THREADS": "32",
+        # Batches of two: 30 messages for the burst, a send long enough to be killed in.
+        "STEAMWATCH_SCHEDULER_CHECKS_PER_MESSAGE": "2",
     }
     system.start_simulator("--no-limits")
     names = await catalogue(system, background + burst)
