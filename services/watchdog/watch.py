@@ -298,17 +298,18 @@ class Watchdog:
         requeues = message.options.get(REQUEUES_OPTION, 0)
         requeues = requeues if isinstance(requeues, int) and requeues >= 0 else 0
         # A batch's claims come back one message each: one that keeps dying dies alone.
+        claims = check.claims()
         dropped = [
             why
-            for claim in check.claims()
+            for claim in claims
             if (why := await self._dead_claim(session, report, claim, requeues, message))
         ]
-        if len(dropped) < len(check.claims()):
+        if len(dropped) < len(claims):
             return None  # some claim was re-sent: the letter lives on in it
         if len(dropped) == 1:
             return dropped[0]
         return dropped[0][0], "; ".join(
-            f"{c.task_id}: {d}" for c, (_, d) in zip(check.claims(), dropped, strict=True)
+            f"{c.task_id}: {d}" for c, (_, d) in zip(claims, dropped, strict=True)
         )
 
     async def _dead_claim(

@@ -47,7 +47,8 @@ class _Message(BaseModel):
             raise BadMessage(f"bad {cls.__name__}: {fields}") from None
 
 
-#: The most claims one check message carries (``STEAMWATCH_CHECK_BATCH`` is at most this).
+#: The most claims one check message carries (``STEAMWATCH_SCHEDULER_CHECKS_PER_MESSAGE`` is at
+#: most this).
 MAX_CHECK_BATCH = 64
 
 

@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from shared.bus import MAX_CHECK_BATCH, BadMessage, CheckMessage
+from shared.config import Settings
 
 
 def _claims(n: int) -> list[tuple[int, uuid.UUID]]:
@@ -50,3 +51,9 @@ def test_a_batch_larger_than_the_bound_is_refused() -> None:
 
     with pytest.raises(BadMessage, match="also"):
         CheckMessage.parse((), kwargs)
+
+
+def test_the_setting_allows_no_larger_batch_than_a_message_holds() -> None:
+    field = Settings.model_fields["scheduler_checks_per_message"]
+    bounds = [m.le for m in field.metadata if hasattr(m, "le")]
+    assert bounds == [MAX_CHECK_BATCH]
