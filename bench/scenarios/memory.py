@@ -4,9 +4,10 @@ The simulator answers after 2 s and has no limits; the fetchers (2 processes x 6
 thread checks the claims of one message at once, 8 by default, and either process may take the
 whole wave of 63 messages, its prefetch being 80) are fed by the scheduler from 500 tasks due
 together every 10 s. Before check batches it took 2 x 250 threads (one check a thread). The
-publisher is not started: it is not a fetcher, and its queue may grow for a minute. Sampled throughout: the resident memory of
-every fetcher process and its children, the fetchers' PostgreSQL connections, and the requests
-waiting in the simulator's latency (how many checks really were at Steam together).
+publisher is not started: it is not a fetcher, and its queue may grow for a minute. Sampled
+throughout: the resident memory of every fetcher process and its children, the fetchers'
+PostgreSQL connections, and the requests waiting in the simulator's latency (how many checks
+really were at Steam together).
 """
 
 from __future__ import annotations
