@@ -37,7 +37,7 @@ RECOVERY_BASE, RECOVERY_FACTOR, RECOVERY_CAP = 2.0, 2.0, 4.0
 COOLDOWNS = (2.0, 4.0, 8.0)  # a proxy's rest after its 1st, 2nd, 3rd and later 429s
 HTTP_TIMEOUT = 1.0
 PROXIES = 2
-THREADS = 4  # one fetcher process: at most this many requests in flight at once
+THREADS = 4  # one fetcher process, one check a message: at most 4 requests in flight at once
 SCHEDULER_TICK, WATCHDOG_TICK = float(FAST["STEAMWATCH_SCHEDULER_TICK"]), 0.5
 SLACK = 3.0  # claims, checks and commits on a busy two-core machine
 ENV = {
@@ -48,6 +48,9 @@ ENV = {
     "STEAMWATCH_HTTP_TIMEOUT": str(HTTP_TIMEOUT),
     "STEAMWATCH_FETCHER_PROCESSES": "1",
     "STEAMWATCH_FETCHER_THREADS": str(THREADS),
+    # One check a message: a thread then has one request out, and the storm's bound (requests
+    # in flight per proxy opening) stays tighter than what a spinning fetcher would send.
+    "STEAMWATCH_SCHEDULER_CHECKS_PER_MESSAGE": "1",
     "STEAMWATCH_BACKOFF_FLOOR": str(FLOOR),
     "STEAMWATCH_BACKOFF_CAP": str(CAP),
     "STEAMWATCH_RECOVERY_BASE": str(RECOVERY_BASE),
